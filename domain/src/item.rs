@@ -1,0 +1,394 @@
+//! The DynamoDB item codec, compatible both ways with the existing table
+//! (CONTRACTS §3).
+//!
+//! What we write stays readable by the old reader: lowerCamelCase names,
+//! `createdAt` with 7 fraction digits, data as maps (or `NULL`), `authorDetails`
+//! as a map and `timetoLiveForRecord` as a number. What the old writer wrote
+//! decodes here: no `changes`, no provenance, `NULL` data. New attributes are
+//! additive: `ttl`, `changes`, `eventId`, `eventType`, `correlationId`,
+//! `sourceSystem`, `truncated` and `compressed`.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::activity::{Activity, Author, Provenance};
+use crate::diff::Change;
+use crate::event::parse_guid;
+use crate::mapping::ActivityType;
+use crate::time::Timestamp;
+
+/// A DynamoDB item as the SDK carries it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// An item that cannot be read as an activity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ItemError {
+    /// An attribute is missing or of the wrong DynamoDB type.
+    #[error("item attribute does not decode: {0}")]
+    Shape(String),
+    /// An attribute has a value the activity model cannot hold.
+    #[error("item attribute `{name}` has an unusable value")]
+    Value {
+        /// Attribute name.
+        name: &'static str,
+    },
+    /// The serializer refused a value (e.g. a number DynamoDB cannot store).
+    #[error("activity cannot be encoded as an item: {0}")]
+    Encode(String),
+}
+
+/// The stored shape. Field names are the table's attribute names.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    target_id: String,
+    id: String,
+    #[serde(rename = "type")]
+    activity_type: String,
+    target_type: String,
+    created_at: String,
+    #[serde(default)]
+    timeto_live_for_record: i64,
+    #[serde(default)]
+    old_data: Option<Value>,
+    #[serde(default)]
+    new_data: Option<Value>,
+    #[serde(default)]
+    author_details: Option<StoredAuthor>,
+    #[serde(default)]
+    source_domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ttl: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    changes: Option<Vec<Change>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source_system: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
+    /// gzip of `{"oldData","newData","changes"}` when they were too large as maps.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    compressed: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredAuthor {
+    #[serde(default)]
+    full_name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Packed {
+    old_data: Option<Value>,
+    new_data: Option<Value>,
+    changes: Option<Vec<Change>>,
+}
+
+/// How the data of an activity is laid out in its item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Data as DynamoDB maps: what the old reader expects.
+    Plain,
+    /// Data gzip-compressed into one binary attribute, for records over the size limit.
+    Compressed,
+}
+
+fn stored_from(a: &Activity, layout: Layout) -> Result<Stored, ItemError> {
+    let p = a.provenance.as_ref();
+    let (old_data, new_data, changes, compressed) = match layout {
+        Layout::Plain => (a.old_data.clone(), a.new_data.clone(), a.changes.clone(), None),
+        Layout::Compressed => {
+            let packed = Packed {
+                old_data: a.old_data.clone(),
+                new_data: a.new_data.clone(),
+                changes: a.changes.clone(),
+            };
+            let json = serde_json::to_vec(&packed).map_err(|e| ItemError::Encode(e.to_string()))?;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(&json).map_err(|e| ItemError::Encode(e.to_string()))?;
+            let bytes = gz.finish().map_err(|e| ItemError::Encode(e.to_string()))?;
+            (None, None, None, Some(bytes))
+        }
+    };
+    Ok(Stored {
+        target_id: a.target_id.to_string(),
+        id: a.id.to_string(),
+        activity_type: a.activity_type.as_str().to_owned(),
+        target_type: a.target_type.clone(),
+        created_at: a.created_at.to_table_string(),
+        // The old reader shows this field; mirror the real expiry (0 = kept).
+        timeto_live_for_record: a.ttl.unwrap_or(0),
+        old_data,
+        new_data,
+        author_details: Some(StoredAuthor {
+            full_name: Some(a.author.full_name.clone()),
+            email: Some(a.author.email.clone()),
+        }),
+        source_domain: Some(a.source_domain.clone()),
+        ttl: a.ttl,
+        changes,
+        event_id: p.map(|p| p.event_id.to_string()),
+        event_type: p.map(|p| p.event_type.clone()),
+        correlation_id: p.and_then(|p| p.correlation_id).map(|c| c.to_string()),
+        source_system: p.map(|p| p.source_system.clone()),
+        truncated: a.truncated,
+        compressed,
+    })
+}
+
+/// Encodes an activity as an item with its data as maps.
+pub fn to_item(a: &Activity) -> Result<Item, ItemError> {
+    to_item_with(a, Layout::Plain)
+}
+
+/// Encodes an activity with the given data layout.
+pub fn to_item_with(a: &Activity, layout: Layout) -> Result<Item, ItemError> {
+    serde_dynamo::to_item(stored_from(a, layout)?).map_err(|e| ItemError::Encode(e.to_string()))
+}
+
+/// Decodes an item written by this service or by the service it replaces.
+pub fn from_item(item: Item) -> Result<Activity, ItemError> {
+    let s: Stored = serde_dynamo::from_item(item).map_err(|e| ItemError::Shape(e.to_string()))?;
+    let guid = |v: &str, name| parse_guid(v).ok_or(ItemError::Value { name });
+    let (old_data, new_data, changes) = match s.compressed {
+        None => (s.old_data, s.new_data, s.changes),
+        Some(bytes) => {
+            let mut json = Vec::new();
+            flate2::read::GzDecoder::new(bytes.as_slice())
+                .read_to_end(&mut json)
+                .map_err(|_| ItemError::Value { name: "compressed" })?;
+            let p: Packed = serde_json::from_slice(&json).map_err(|_| ItemError::Value { name: "compressed" })?;
+            (p.old_data, p.new_data, p.changes)
+        }
+    };
+    let provenance = match (s.event_id, s.event_type) {
+        (Some(id), Some(event_type)) => Some(Provenance {
+            event_id: guid(&id, "eventId")?,
+            event_type,
+            correlation_id: s.correlation_id.as_deref().and_then(parse_guid),
+            source_system: s.source_system.unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    let author = s.author_details.unwrap_or_default();
+    Ok(Activity {
+        id: guid(&s.id, "id")?,
+        target_id: guid(&s.target_id, "targetId")?,
+        target_type: s.target_type,
+        activity_type: ActivityType::parse(&s.activity_type).ok_or(ItemError::Value { name: "type" })?,
+        created_at: Timestamp::parse(&s.created_at).map_err(|_| ItemError::Value { name: "createdAt" })?,
+        old_data,
+        new_data,
+        changes,
+        author: Author {
+            full_name: author.full_name.unwrap_or_default(),
+            email: author.email.unwrap_or_default(),
+        },
+        source_domain: s.source_domain.unwrap_or_default(),
+        // The old writer stored 0 for "no expiry".
+        ttl: s.ttl.or(Some(s.timeto_live_for_record).filter(|t| *t > 0)),
+        provenance,
+        truncated: s.truncated,
+    })
+}
+
+/// The size DynamoDB charges for an item (attribute names plus values), in bytes.
+/// Items are limited to 400 KB.
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+/// Size of one attribute value by DynamoDB's documented rules: strings and binary by
+/// length, numbers by about one byte per two digits plus one, 3 bytes of overhead
+/// per list or map plus one per element.
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
+        AttributeValue::Ss(s) => s.iter().map(String::len).sum(),
+        AttributeValue::Ns(n) => n.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+        AttributeValue::Bs(b) => b.iter().map(|b| b.as_ref().len()).sum(),
+        _ => 0,
+    }
+}
+
+/// The `id` of an item, for logs and batch bookkeeping.
+pub fn item_id(item: &Item) -> Option<Uuid> {
+    item.get("id")?.as_s().ok().and_then(|s| parse_guid(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activity::{Outcome, transform};
+    use crate::mapping::Mapping;
+    use aws_sdk_dynamodb::primitives::Blob;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.to_owned())
+    }
+
+    /// An item exactly as the old .NET writer stored it (CONTRACTS §3).
+    fn old_writer_item() -> Item {
+        HashMap::from([
+            ("targetId".to_owned(), s("6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7")),
+            ("id".to_owned(), s("a5b4c3d2-e1f0-4a5b-8c7d-6e5f4a3b2c1d")),
+            ("type".to_owned(), s("update")),
+            ("targetType".to_owned(), s("person")),
+            ("createdAt".to_owned(), s("2021-09-14T10:02:31.5738462Z")),
+            ("timetoLiveForRecord".to_owned(), AttributeValue::N("0".into())),
+            ("oldData".to_owned(), AttributeValue::Null(true)),
+            (
+                "newData".to_owned(),
+                AttributeValue::M(HashMap::from([
+                    ("firstName".to_owned(), s("Susanna")),
+                    ("age".to_owned(), AttributeValue::N("42".into())),
+                    ("tags".to_owned(), AttributeValue::L(vec![s("a"), AttributeValue::Bool(true)])),
+                ])),
+            ),
+            (
+                "authorDetails".to_owned(),
+                AttributeValue::M(HashMap::from([
+                    ("fullName".to_owned(), s("Paul Fox")),
+                    ("email".to_owned(), s("paul.fox@example.gov.uk")),
+                ])),
+            ),
+            ("sourceDomain".to_owned(), s("Person")),
+        ])
+    }
+
+    #[test]
+    fn items_in_the_old_writers_format_decode() {
+        let a = from_item(old_writer_item()).unwrap();
+        assert_eq!(a.target_id.to_string(), "6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7");
+        assert_eq!(a.activity_type, ActivityType::Update);
+        assert_eq!(a.old_data, None);
+        assert_eq!(a.new_data, Some(json!({"firstName": "Susanna", "age": 42, "tags": ["a", true]})));
+        assert_eq!(a.author.full_name, "Paul Fox");
+        assert_eq!(a.changes, None);
+        assert_eq!(a.provenance, None);
+        assert_eq!(a.ttl, None);
+    }
+
+    #[test]
+    fn old_items_with_missing_author_or_odd_case_still_decode() {
+        let mut item = old_writer_item();
+        item.remove("authorDetails");
+        item.insert("type".into(), s("Create"));
+        item.insert("createdAt".into(), s("2021-09-14T10:02:31"));
+        let a = from_item(item).unwrap();
+        assert_eq!(a.author, Author::default());
+        assert_eq!(a.activity_type, ActivityType::Create);
+    }
+
+    #[test]
+    fn broken_items_are_errors_not_panics() {
+        let mut item = old_writer_item();
+        item.remove("createdAt");
+        assert!(matches!(from_item(item), Err(ItemError::Shape(_))));
+        let mut item = old_writer_item();
+        item.insert("targetId".into(), s("nope"));
+        assert_eq!(from_item(item), Err(ItemError::Value { name: "targetId" }));
+        let mut item = old_writer_item();
+        item.insert("compressed".into(), AttributeValue::B(Blob::new(b"not gzip".to_vec())));
+        assert_eq!(from_item(item), Err(ItemError::Value { name: "compressed" }));
+    }
+
+    fn sample_activity() -> Activity {
+        let body = json!({
+            "id": "3f0b8f5e-0c7c-4a3e-9b1e-2f1d7f6a9c11", "eventType": "PersonUpdatedEvent",
+            "sourceDomain": "Person", "sourceSystem": "PersonAPI",
+            "correlationId": "9a1c3b7e-5d2f-4e8a-b6c4-0e1f2a3b4c5d",
+            "dateTime": "2021-09-14T10:02:31.5738462Z",
+            "user": { "name": "Paul Fox", "email": "paul.fox@example.gov.uk" },
+            "entityId": "6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7",
+            "eventData": {
+                "oldData": {"name": {"first": "Sue"}, "n": 1.5, "list": [1, "x", null], "gone": "y"},
+                "newData": {"name": {"first": "Susanna"}, "n": -2, "list": [], "empty": ""}
+            }
+        });
+        let Outcome::Record(mut r) = transform(body.to_string().as_bytes(), &Mapping::default()).unwrap() else {
+            panic!("expected a record")
+        };
+        r.remove(0)
+    }
+
+    #[test]
+    fn written_items_have_the_shape_the_old_reader_expects() {
+        let item = to_item(&sample_activity()).unwrap();
+        assert_eq!(item["createdAt"], s("2021-09-14T10:02:31.5738462Z"));
+        assert_eq!(item["timetoLiveForRecord"], AttributeValue::N("0".into()));
+        assert!(item["oldData"].is_m());
+        assert!(item["authorDetails"].as_m().unwrap().contains_key("fullName"));
+        assert_eq!(item["type"], s("update"));
+        assert!(!item.contains_key("ttl"), "no ttl attribute when the record is kept");
+    }
+
+    #[test]
+    fn encode_decode_round_trip_in_both_layouts() {
+        let a = sample_activity();
+        assert_eq!(from_item(to_item(&a).unwrap()).unwrap(), a);
+        let packed = to_item_with(&a, Layout::Compressed).unwrap();
+        assert!(packed["oldData"].is_null() && packed.contains_key("compressed"));
+        assert_eq!(from_item(packed).unwrap(), a);
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            (-1.0e12f64..1.0e12).prop_map(|f| json!(f)),
+            ".{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-zA-Z]{1,6}", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_data_round_trips_through_an_item(old in arb_json(), new in arb_json(), secs in 0i64..4_000_000_000, ticks in 0u32..10_000_000) {
+            let mut a = sample_activity();
+            a.old_data = Some(old).filter(|v| !v.is_null());
+            a.new_data = Some(new).filter(|v| !v.is_null());
+            a.created_at = Timestamp::from_unix(secs, ticks).unwrap();
+            let back = from_item(to_item(&a).unwrap()).unwrap();
+            prop_assert_eq!(back, a);
+        }
+    }
+
+    #[test]
+    fn size_estimate_grows_with_content() {
+        let mut a = sample_activity();
+        a.new_data = Some(json!({"blob": ""}));
+        let small = item_size(&to_item(&a).unwrap());
+        a.new_data = Some(json!({"blob": "x".repeat(10_000)}));
+        let big = item_size(&to_item(&a).unwrap());
+        assert!(big >= small + 10_000, "{small} -> {big}");
+    }
+}

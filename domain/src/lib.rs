@@ -1,0 +1,25 @@
+//! The domain of activity-history: everything the listener and the API agree on,
+//! with no network I/O but the table definition.
+//!
+//! - [`event`]: the change event of CONTRACTS §1, parsed tolerantly, rejected precisely.
+//! - [`time`]: .NET date-times in, the table's 7-digit `createdAt` out.
+//! - [`mapping`]: which event type records what (CONTRACTS §2), masks, retention.
+//! - [`diff`]: old/new data reduced to what changed, and masking.
+//! - [`activity`]: the activity record and the transform from an event.
+//! - [`item`]: the DynamoDB item codec, compatible with the existing table.
+//! - [`token`]: opaque, HMAC-authenticated page tokens.
+//! - [`table`]: the table's definition and creation.
+
+pub mod activity;
+pub mod diff;
+pub mod event;
+pub mod item;
+pub mod mapping;
+pub mod table;
+pub mod time;
+pub mod token;
+
+pub use activity::{Activity, Author, Outcome, Provenance, TransformError, activity_id, records_for, transform};
+pub use event::{Event, EventError};
+pub use mapping::{ActivityType, Mapping};
+pub use time::Timestamp;
