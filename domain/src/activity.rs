@@ -175,7 +175,10 @@ pub fn records_for(event: &Event, mapping: &Mapping) -> Result<Outcome, Transfor
                 truncated: false,
             };
             if let Some(fields) = mapping.masked_fields(target_type) {
-                for v in [a.old_data.as_mut(), a.new_data.as_mut()].into_iter().flatten() {
+                for v in [a.old_data.as_mut(), a.new_data.as_mut()]
+                    .into_iter()
+                    .flatten()
+                {
                     diff::mask_value(v, fields);
                 }
                 if let Some(c) = a.changes.as_mut() {
@@ -231,7 +234,10 @@ mod tests {
                     assert_eq!(recs[0].activity_type, r.activity, "{et}");
                     assert_eq!(recs[0].target_type, r.target_type, "{et}");
                     assert_eq!(recs[0].target_id.to_string(), ENTITY);
-                    assert_eq!(recs.len(), 1 + usize::from(r.also_on_entity_target.is_some()));
+                    assert_eq!(
+                        recs.len(),
+                        1 + usize::from(r.also_on_entity_target.is_some())
+                    );
                 }
                 (rule, out) => panic!("{et}: {rule:?} gave {out:?}"),
             }
@@ -250,7 +256,10 @@ mod tests {
         assert_eq!(a.old_data, Some(json!({"firstName": "Susan"})));
         assert_eq!(a.new_data, Some(json!({"firstName": "Susanna"})));
         assert_eq!(a.author.full_name, "Paul Fox");
-        assert_eq!(a.created_at.to_table_string(), "2021-09-14T10:02:31.5738462Z");
+        assert_eq!(
+            a.created_at.to_table_string(),
+            "2021-09-14T10:02:31.5738462Z"
+        );
         assert_eq!(a.source_domain, "Person");
         assert_eq!(a.changes.as_ref().unwrap().len(), 1);
         assert_eq!(a.ttl, None);
@@ -268,14 +277,22 @@ mod tests {
     #[test]
     fn delete_keeps_whole_old_data() {
         let old = json!({"id": ENTITY, "value": "x@example.org"});
-        let r = records(&event("ContactDetailDeletedEvent", old.clone(), Value::Null));
+        let r = records(&event(
+            "ContactDetailDeletedEvent",
+            old.clone(),
+            Value::Null,
+        ));
         assert_eq!(r[0].old_data, Some(old));
         assert_eq!(r[0].new_data, None);
     }
 
     #[test]
     fn same_event_gives_same_ids_and_different_targets_give_different_ids() {
-        let e = event("TransactionCreatedEvent", Value::Null, json!({"amount": 10.5}));
+        let e = event(
+            "TransactionCreatedEvent",
+            Value::Null,
+            json!({"amount": 10.5}),
+        );
         let a = records(&e);
         let b = records(&e);
         assert_eq!(a.len(), 2);
@@ -296,7 +313,9 @@ mod tests {
         e.as_object_mut().unwrap().remove("entityTargetId");
         assert_eq!(
             run(&e, &Mapping::default()).unwrap_err(),
-            TransformError::Malformed(EventError::MissingField { name: "entityTargetId" })
+            TransformError::Malformed(EventError::MissingField {
+                name: "entityTargetId"
+            })
         );
     }
 
@@ -306,7 +325,10 @@ mod tests {
         e.as_object_mut().unwrap().remove("user");
         assert_eq!(
             records(&e)[0].author,
-            Author { full_name: "PersonAPI".into(), email: String::new() }
+            Author {
+                full_name: "PersonAPI".into(),
+                email: String::new()
+            }
         );
     }
 
@@ -322,17 +344,24 @@ mod tests {
     #[test]
     fn masked_fields_and_retention_come_from_the_mapping() {
         let mut m = Mapping::default();
-        m.overlay_str("[masks]\nperson = [\"dateOfBirth\"]\n[retention]\nperson = 10\n", false)
-            .unwrap();
+        m.overlay_str(
+            "[masks]\nperson = [\"dateOfBirth\"]\n[retention]\nperson = 10\n",
+            false,
+        )
+        .unwrap();
         let e = event(
             "PersonUpdatedEvent",
             json!({"dateOfBirth": "1980-01-01"}),
             json!({"dateOfBirth": "1981-01-01"}),
         );
-        let Outcome::Record(r) = run(&e, &m).unwrap() else { panic!() };
+        let Outcome::Record(r) = run(&e, &m).unwrap() else {
+            panic!()
+        };
         assert_eq!(r[0].old_data, Some(json!({"dateOfBirth": diff::MASK})));
         assert_eq!(r[0].changes.as_ref().unwrap()[0].path, "/dateOfBirth");
-        let created = Timestamp::parse("2021-09-14T10:02:31.5738462Z").unwrap().unix_seconds();
+        let created = Timestamp::parse("2021-09-14T10:02:31.5738462Z")
+            .unwrap()
+            .unix_seconds();
         assert_eq!(r[0].ttl, Some(created + 10 * 86_400));
     }
 }

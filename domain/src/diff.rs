@@ -186,7 +186,11 @@ mod tests {
         assert_eq!(d.new, Some(json!({"name": {"first": "Susanna"}})));
         assert_eq!(
             d.changes,
-            vec![Change { path: "/name/first".into(), old: json!("Sue"), new: json!("Susanna") }]
+            vec![Change {
+                path: "/name/first".into(),
+                old: json!("Sue"),
+                new: json!("Susanna")
+            }]
         );
     }
 
@@ -203,10 +207,20 @@ mod tests {
 
     #[test]
     fn added_key_has_null_on_the_old_side() {
-        let d = diff(Some(&json!({"a": 1})), Some(&json!({"a": 1, "b": {"c": 2}})));
+        let d = diff(
+            Some(&json!({"a": 1})),
+            Some(&json!({"a": 1, "b": {"c": 2}})),
+        );
         assert_eq!(d.old, Some(json!({"b": null})));
         assert_eq!(d.new, Some(json!({"b": {"c": 2}})));
-        assert_eq!(d.changes, vec![Change { path: "/b".into(), old: Value::Null, new: json!({"c": 2}) }]);
+        assert_eq!(
+            d.changes,
+            vec![Change {
+                path: "/b".into(),
+                old: Value::Null,
+                new: json!({"c": 2})
+            }]
+        );
     }
 
     #[test]
@@ -221,7 +235,14 @@ mod tests {
         let d = diff(Some(&json!({"a": {"b": 1}})), Some(&json!({"a": "flat"})));
         assert_eq!(d.old, Some(json!({"a": {"b": 1}})));
         assert_eq!(d.new, Some(json!({"a": "flat"})));
-        assert_eq!(d.changes, vec![Change { path: "/a".into(), old: json!({"b": 1}), new: json!("flat") }]);
+        assert_eq!(
+            d.changes,
+            vec![Change {
+                path: "/a".into(),
+                old: json!({"b": 1}),
+                new: json!("flat")
+            }]
+        );
     }
 
     #[test]
@@ -242,30 +263,53 @@ mod tests {
     #[test]
     fn missing_side_is_a_whole_change_at_the_root() {
         let d = diff(None, Some(&json!({"a": 1})));
-        assert_eq!(d.changes, vec![Change { path: String::new(), old: Value::Null, new: json!({"a": 1}) }]);
+        assert_eq!(
+            d.changes,
+            vec![Change {
+                path: String::new(),
+                old: Value::Null,
+                new: json!({"a": 1})
+            }]
+        );
         assert_eq!(d.old, None);
     }
 
     #[test]
     fn pointer_segments_are_escaped() {
-        let d = diff(Some(&json!({"a/b": {"~x": 1}})), Some(&json!({"a/b": {"~x": 2}})));
+        let d = diff(
+            Some(&json!({"a/b": {"~x": 1}})),
+            Some(&json!({"a/b": {"~x": 2}})),
+        );
         assert_eq!(d.changes[0].path, "/a~1b/~0x");
     }
 
     #[test]
     fn masking_hides_values_but_not_that_they_changed() {
         let fields: BTreeSet<String> = ["dateOfBirth".to_string()].into();
-        let old = json!({"dateOfBirth": "1980-01-01", "name": "Sue", "nested": {"dateOfBirth": "x"}});
-        let new = json!({"dateOfBirth": "1981-01-01", "name": "Sue", "nested": {"dateOfBirth": "y"}});
+        let old =
+            json!({"dateOfBirth": "1980-01-01", "name": "Sue", "nested": {"dateOfBirth": "x"}});
+        let new =
+            json!({"dateOfBirth": "1981-01-01", "name": "Sue", "nested": {"dateOfBirth": "y"}});
         let mut d = diff(Some(&old), Some(&new));
         mask_value(d.old.as_mut().unwrap(), &fields);
         mask_value(d.new.as_mut().unwrap(), &fields);
         mask_changes(&mut d.changes, &fields);
-        assert_eq!(d.old, Some(json!({"dateOfBirth": MASK, "nested": {"dateOfBirth": MASK}})));
+        assert_eq!(
+            d.old,
+            Some(json!({"dateOfBirth": MASK, "nested": {"dateOfBirth": MASK}}))
+        );
         assert_eq!(d.changes.len(), 2);
-        assert!(d.changes.iter().all(|c| c.old == json!(MASK) && c.new == json!(MASK)));
+        assert!(
+            d.changes
+                .iter()
+                .all(|c| c.old == json!(MASK) && c.new == json!(MASK))
+        );
         // A whole object added above a masked key is masked inside.
-        let mut added = vec![Change { path: "/p".into(), old: Value::Null, new: json!({"dateOfBirth": "z"}) }];
+        let mut added = vec![Change {
+            path: "/p".into(),
+            old: Value::Null,
+            new: json!({"dateOfBirth": "z"}),
+        }];
         mask_changes(&mut added, &fields);
         assert_eq!(added[0].new, json!({"dateOfBirth": MASK}));
         assert_eq!(added[0].old, Value::Null);
@@ -290,7 +334,10 @@ mod tests {
     fn strip_nulls(v: Value) -> Value {
         match v {
             Value::Object(m) => Value::Object(
-                m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip_nulls(v))).collect(),
+                m.into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k, strip_nulls(v)))
+                    .collect(),
             ),
             Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
             v => v,

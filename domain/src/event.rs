@@ -105,7 +105,10 @@ fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.get(name).filter(|v| !v.is_null())
 }
 
-fn opt_str<'a>(obj: &'a Map<String, Value>, name: &'static str) -> Result<Option<&'a str>, EventError> {
+fn opt_str<'a>(
+    obj: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'a str>, EventError> {
     match field(obj, name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -169,10 +172,11 @@ impl Event {
         let source_system = req_str(&obj, "sourceSystem")?.to_owned();
         let version = opt_str(&obj, "version")?.map(str::to_owned);
         let correlation_id = opt_guid(&obj, "correlationId")?;
-        let date_time = Timestamp::parse(req_str(&obj, "dateTime")?).map_err(|e| EventError::BadDate {
-            name: "dateTime",
-            reason: e.reason,
-        })?;
+        let date_time =
+            Timestamp::parse(req_str(&obj, "dateTime")?).map_err(|e| EventError::BadDate {
+                name: "dateTime",
+                reason: e.reason,
+            })?;
         let user = match field(&obj, "user") {
             None => None,
             Some(Value::Object(u)) => Some(User {
@@ -301,8 +305,14 @@ mod tests {
     fn contract_example_parses_with_every_field() {
         let e = Event::parse(serde_json::to_string_pretty(&sample()).unwrap().as_bytes()).unwrap();
         assert_eq!(e.event_type, "PersonUpdatedEvent");
-        assert_eq!(e.entity_id.to_string(), "6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7");
-        assert_eq!(e.date_time.to_table_string(), "2021-09-14T10:02:31.5738462Z");
+        assert_eq!(
+            e.entity_id.to_string(),
+            "6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7"
+        );
+        assert_eq!(
+            e.date_time.to_table_string(),
+            "2021-09-14T10:02:31.5738462Z"
+        );
         assert_eq!(e.user.unwrap().name, "Paul Fox");
         assert_eq!(e.new_data.unwrap()["firstName"], "Susanna");
         assert_eq!(e.entity_target_id, None);
@@ -312,21 +322,44 @@ mod tests {
     fn unknown_fields_are_ignored_and_guids_accepted_in_any_case() {
         let e = with(|o| {
             o.insert("somethingNew".into(), json!({"deep": [1, 2]}));
-            o.insert("entityId".into(), json!("6F22E9AE-3E8A-4E0E-AF46-DB02EB87F8E7"));
+            o.insert(
+                "entityId".into(),
+                json!("6F22E9AE-3E8A-4E0E-AF46-DB02EB87F8E7"),
+            );
         })
         .unwrap();
-        assert_eq!(e.entity_id.to_string(), "6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7");
+        assert_eq!(
+            e.entity_id.to_string(),
+            "6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7"
+        );
     }
 
     #[test]
     fn missing_or_null_user_is_allowed() {
-        assert_eq!(with(|o| { o.remove("user"); }).unwrap().user, None);
-        assert_eq!(with(|o| { o.insert("user".into(), Value::Null); }).unwrap().user, None);
+        assert_eq!(
+            with(|o| {
+                o.remove("user");
+            })
+            .unwrap()
+            .user,
+            None
+        );
+        assert_eq!(
+            with(|o| {
+                o.insert("user".into(), Value::Null);
+            })
+            .unwrap()
+            .user,
+            None
+        );
     }
 
     #[test]
     fn not_json_is_its_own_error() {
-        assert!(matches!(Event::parse(b"{not json"), Err(EventError::NotJson { .. })));
+        assert!(matches!(
+            Event::parse(b"{not json"),
+            Err(EventError::NotJson { .. })
+        ));
         assert!(matches!(Event::parse(b""), Err(EventError::NotJson { .. })));
     }
 
@@ -334,16 +367,35 @@ mod tests {
     fn body_that_is_not_an_object_is_a_wrong_type() {
         assert_eq!(
             Event::parse(b"[1,2]").unwrap_err(),
-            EventError::WrongType { name: "(body)", expected: "a JSON object" }
+            EventError::WrongType {
+                name: "(body)",
+                expected: "a JSON object"
+            }
         );
     }
 
     #[test]
     fn each_required_field_missing_is_named() {
-        for name in ["id", "eventType", "sourceDomain", "sourceSystem", "dateTime", "entityId"] {
-            assert_eq!(with(|o| { o.remove(name); }).unwrap_err(), EventError::MissingField { name });
+        for name in [
+            "id",
+            "eventType",
+            "sourceDomain",
+            "sourceSystem",
+            "dateTime",
+            "entityId",
+        ] {
             assert_eq!(
-                with(|o| { o.insert(name.into(), Value::Null); }).unwrap_err(),
+                with(|o| {
+                    o.remove(name);
+                })
+                .unwrap_err(),
+                EventError::MissingField { name }
+            );
+            assert_eq!(
+                with(|o| {
+                    o.insert(name.into(), Value::Null);
+                })
+                .unwrap_err(),
                 EventError::MissingField { name }
             );
         }
@@ -353,35 +405,68 @@ mod tests {
     fn bad_guids_are_named() {
         for name in ["id", "entityId", "correlationId", "entityTargetId"] {
             assert_eq!(
-                with(|o| { o.insert(name.into(), json!("not-a-guid")); }).unwrap_err(),
+                with(|o| {
+                    o.insert(name.into(), json!("not-a-guid"));
+                })
+                .unwrap_err(),
                 EventError::BadGuid { name }
             );
         }
         assert_eq!(
-            with(|o| { o.insert("entityId".into(), json!("")); }).unwrap_err(),
+            with(|o| {
+                o.insert("entityId".into(), json!(""));
+            })
+            .unwrap_err(),
             EventError::BadGuid { name: "entityId" }
         );
     }
 
     #[test]
     fn bad_date_is_named() {
-        let err = with(|o| { o.insert("dateTime".into(), json!("19/02/2021")); }).unwrap_err();
-        assert!(matches!(err, EventError::BadDate { name: "dateTime", .. }), "{err:?}");
+        let err = with(|o| {
+            o.insert("dateTime".into(), json!("19/02/2021"));
+        })
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EventError::BadDate {
+                    name: "dateTime",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn wrong_types_are_named() {
         assert_eq!(
-            with(|o| { o.insert("entityId".into(), json!(42)); }).unwrap_err(),
-            EventError::WrongType { name: "entityId", expected: "a string" }
+            with(|o| {
+                o.insert("entityId".into(), json!(42));
+            })
+            .unwrap_err(),
+            EventError::WrongType {
+                name: "entityId",
+                expected: "a string"
+            }
         );
         assert!(matches!(
-            with(|o| { o.insert("user".into(), json!("Paul")); }).unwrap_err(),
+            with(|o| {
+                o.insert("user".into(), json!("Paul"));
+            })
+            .unwrap_err(),
             EventError::WrongType { name: "user", .. }
         ));
         assert!(matches!(
-            with(|o| { o.insert("eventData".into(), json!([1])); }).unwrap_err(),
-            EventError::WrongType { name: "eventData", .. }
+            with(|o| {
+                o.insert("eventData".into(), json!([1]));
+            })
+            .unwrap_err(),
+            EventError::WrongType {
+                name: "eventData",
+                ..
+            }
         ));
     }
 

@@ -110,7 +110,12 @@ pub enum Layout {
 fn stored_from(a: &Activity, layout: Layout) -> Result<Stored, ItemError> {
     let p = a.provenance.as_ref();
     let (old_data, new_data, changes, compressed) = match layout {
-        Layout::Plain => (a.old_data.clone(), a.new_data.clone(), a.changes.clone(), None),
+        Layout::Plain => (
+            a.old_data.clone(),
+            a.new_data.clone(),
+            a.changes.clone(),
+            None,
+        ),
         Layout::Compressed => {
             let packed = Packed {
                 old_data: a.old_data.clone(),
@@ -119,7 +124,8 @@ fn stored_from(a: &Activity, layout: Layout) -> Result<Stored, ItemError> {
             };
             let json = serde_json::to_vec(&packed).map_err(|e| ItemError::Encode(e.to_string()))?;
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            gz.write_all(&json).map_err(|e| ItemError::Encode(e.to_string()))?;
+            gz.write_all(&json)
+                .map_err(|e| ItemError::Encode(e.to_string()))?;
             let bytes = gz.finish().map_err(|e| ItemError::Encode(e.to_string()))?;
             (None, None, None, Some(bytes))
         }
@@ -171,7 +177,8 @@ pub fn from_item(item: Item) -> Result<Activity, ItemError> {
             flate2::read::GzDecoder::new(bytes.as_slice())
                 .read_to_end(&mut json)
                 .map_err(|_| ItemError::Value { name: "compressed" })?;
-            let p: Packed = serde_json::from_slice(&json).map_err(|_| ItemError::Value { name: "compressed" })?;
+            let p: Packed = serde_json::from_slice(&json)
+                .map_err(|_| ItemError::Value { name: "compressed" })?;
             (p.old_data, p.new_data, p.changes)
         }
     };
@@ -189,8 +196,10 @@ pub fn from_item(item: Item) -> Result<Activity, ItemError> {
         id: guid(&s.id, "id")?,
         target_id: guid(&s.target_id, "targetId")?,
         target_type: s.target_type,
-        activity_type: ActivityType::parse(&s.activity_type).ok_or(ItemError::Value { name: "type" })?,
-        created_at: Timestamp::parse(&s.created_at).map_err(|_| ItemError::Value { name: "createdAt" })?,
+        activity_type: ActivityType::parse(&s.activity_type)
+            .ok_or(ItemError::Value { name: "type" })?,
+        created_at: Timestamp::parse(&s.created_at)
+            .map_err(|_| ItemError::Value { name: "createdAt" })?,
         old_data,
         new_data,
         changes,
@@ -222,7 +231,12 @@ fn value_size(v: &AttributeValue) -> usize {
         AttributeValue::B(b) => b.as_ref().len(),
         AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
         AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
-        AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, v)| 1 + k.len() + value_size(v))
+                .sum::<usize>()
+        }
         AttributeValue::Ss(s) => s.iter().map(String::len).sum(),
         AttributeValue::Ns(n) => n.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
         AttributeValue::Bs(b) => b.iter().map(|b| b.as_ref().len()).sum(),
@@ -251,19 +265,28 @@ mod tests {
     /// An item exactly as the old .NET writer stored it (CONTRACTS §3).
     fn old_writer_item() -> Item {
         HashMap::from([
-            ("targetId".to_owned(), s("6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7")),
+            (
+                "targetId".to_owned(),
+                s("6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7"),
+            ),
             ("id".to_owned(), s("a5b4c3d2-e1f0-4a5b-8c7d-6e5f4a3b2c1d")),
             ("type".to_owned(), s("update")),
             ("targetType".to_owned(), s("person")),
             ("createdAt".to_owned(), s("2021-09-14T10:02:31.5738462Z")),
-            ("timetoLiveForRecord".to_owned(), AttributeValue::N("0".into())),
+            (
+                "timetoLiveForRecord".to_owned(),
+                AttributeValue::N("0".into()),
+            ),
             ("oldData".to_owned(), AttributeValue::Null(true)),
             (
                 "newData".to_owned(),
                 AttributeValue::M(HashMap::from([
                     ("firstName".to_owned(), s("Susanna")),
                     ("age".to_owned(), AttributeValue::N("42".into())),
-                    ("tags".to_owned(), AttributeValue::L(vec![s("a"), AttributeValue::Bool(true)])),
+                    (
+                        "tags".to_owned(),
+                        AttributeValue::L(vec![s("a"), AttributeValue::Bool(true)]),
+                    ),
                 ])),
             ),
             (
@@ -280,10 +303,16 @@ mod tests {
     #[test]
     fn items_in_the_old_writers_format_decode() {
         let a = from_item(old_writer_item()).unwrap();
-        assert_eq!(a.target_id.to_string(), "6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7");
+        assert_eq!(
+            a.target_id.to_string(),
+            "6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7"
+        );
         assert_eq!(a.activity_type, ActivityType::Update);
         assert_eq!(a.old_data, None);
-        assert_eq!(a.new_data, Some(json!({"firstName": "Susanna", "age": 42, "tags": ["a", true]})));
+        assert_eq!(
+            a.new_data,
+            Some(json!({"firstName": "Susanna", "age": 42, "tags": ["a", true]}))
+        );
         assert_eq!(a.author.full_name, "Paul Fox");
         assert_eq!(a.changes, None);
         assert_eq!(a.provenance, None);
@@ -310,8 +339,14 @@ mod tests {
         item.insert("targetId".into(), s("nope"));
         assert_eq!(from_item(item), Err(ItemError::Value { name: "targetId" }));
         let mut item = old_writer_item();
-        item.insert("compressed".into(), AttributeValue::B(Blob::new(b"not gzip".to_vec())));
-        assert_eq!(from_item(item), Err(ItemError::Value { name: "compressed" }));
+        item.insert(
+            "compressed".into(),
+            AttributeValue::B(Blob::new(b"not gzip".to_vec())),
+        );
+        assert_eq!(
+            from_item(item),
+            Err(ItemError::Value { name: "compressed" })
+        );
     }
 
     fn sample_activity() -> Activity {
@@ -327,7 +362,9 @@ mod tests {
                 "newData": {"name": {"first": "Susanna"}, "n": -2, "list": [], "empty": ""}
             }
         });
-        let Outcome::Record(mut r) = transform(body.to_string().as_bytes(), &Mapping::default()).unwrap() else {
+        let Outcome::Record(mut r) =
+            transform(body.to_string().as_bytes(), &Mapping::default()).unwrap()
+        else {
             panic!("expected a record")
         };
         r.remove(0)
@@ -339,9 +376,17 @@ mod tests {
         assert_eq!(item["createdAt"], s("2021-09-14T10:02:31.5738462Z"));
         assert_eq!(item["timetoLiveForRecord"], AttributeValue::N("0".into()));
         assert!(item["oldData"].is_m());
-        assert!(item["authorDetails"].as_m().unwrap().contains_key("fullName"));
+        assert!(
+            item["authorDetails"]
+                .as_m()
+                .unwrap()
+                .contains_key("fullName")
+        );
         assert_eq!(item["type"], s("update"));
-        assert!(!item.contains_key("ttl"), "no ttl attribute when the record is kept");
+        assert!(
+            !item.contains_key("ttl"),
+            "no ttl attribute when the record is kept"
+        );
     }
 
     #[test]

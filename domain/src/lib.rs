@@ -19,7 +19,9 @@ pub mod table;
 pub mod time;
 pub mod token;
 
-pub use activity::{Activity, Author, Outcome, Provenance, TransformError, activity_id, records_for, transform};
+pub use activity::{
+    Activity, Author, Outcome, Provenance, TransformError, activity_id, records_for, transform,
+};
 pub use event::{Event, EventError};
 pub use mapping::{ActivityType, Mapping};
 pub use time::Timestamp;

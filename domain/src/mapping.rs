@@ -8,7 +8,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 /// The kinds of activity the frontend knows (CONTRACTS §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ActivityType {
     /// The entity was created.
@@ -25,7 +27,13 @@ pub enum ActivityType {
 
 impl ActivityType {
     /// Every activity type, in the order the contract lists them.
-    pub const ALL: [ActivityType; 5] = [Self::Create, Self::Update, Self::Delete, Self::Migrate, Self::End];
+    pub const ALL: [ActivityType; 5] = [
+        Self::Create,
+        Self::Update,
+        Self::Delete,
+        Self::Migrate,
+        Self::End,
+    ];
 
     /// The stored and published name.
     pub fn as_str(self) -> &'static str {
@@ -40,7 +48,9 @@ impl ActivityType {
 
     /// Parses a name in any case (items written by other tools may capitalise).
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
     }
 }
 
@@ -80,7 +90,9 @@ pub struct Mapping {
 
 /// The event type has no entry in the table: neither recorded nor ignored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event type `{event_type}` has no mapping; add it to the mapping file to record or ignore it")]
+#[error(
+    "event type `{event_type}` has no mapping; add it to the mapping file to record or ignore it"
+)]
 pub struct Unmapped {
     /// The event type as published.
     pub event_type: String,
@@ -137,7 +149,8 @@ impl Default for Mapping {
         // The built-in table is checked by the unit tests below; failing here is a
         // build defect, not bad input.
         #[allow(clippy::expect_used)]
-        let file: MappingFile = toml::from_str(DEFAULT_TABLE).expect("built-in mapping table is valid");
+        let file: MappingFile =
+            toml::from_str(DEFAULT_TABLE).expect("built-in mapping table is valid");
         #[allow(clippy::expect_used)]
         m.merge(file).expect("built-in mapping table is valid");
         m
@@ -155,8 +168,14 @@ impl Mapping {
                 path: shown.clone(),
                 detail: e.to_string(),
             })?;
-            let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
-            m.overlay_str(&text, is_json).map_err(|detail| MappingFileError { path: shown, detail })?;
+            let is_json = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+            m.overlay_str(&text, is_json)
+                .map_err(|detail| MappingFileError {
+                    path: shown,
+                    detail,
+                })?;
         }
         Ok(m)
     }
@@ -184,7 +203,9 @@ impl Mapping {
                     Rule::Record(RecordRule {
                         activity,
                         target_type,
-                        also_on_entity_target: r.also_on_entity_target.filter(|t| !t.trim().is_empty()),
+                        also_on_entity_target: r
+                            .also_on_entity_target
+                            .filter(|t| !t.trim().is_empty()),
                     })
                 }
                 _ => {
@@ -201,7 +222,9 @@ impl Mapping {
         for (target_type, r) in file.retention {
             match r {
                 RetentionFile::Days(0) => {
-                    return Err(format!("retention for `{target_type}`: 0 days would expire records at once; use \"keep\" or a number of days"));
+                    return Err(format!(
+                        "retention for `{target_type}`: 0 days would expire records at once; use \"keep\" or a number of days"
+                    ));
                 }
                 RetentionFile::Days(d) => {
                     self.retention_days.insert(target_type, d);
@@ -260,34 +283,73 @@ mod tests {
     const CONTRACT: &[(&str, Option<(&str, &str)>)] = &[
         ("PersonCreatedEvent", Some(("create", "person"))),
         ("PersonUpdatedEvent", Some(("update", "person"))),
-        ("ContactDetailAddedEvent", Some(("create", "contactDetails"))),
-        ("ContactDetailDeletedEvent", Some(("delete", "contactDetails"))),
+        (
+            "ContactDetailAddedEvent",
+            Some(("create", "contactDetails")),
+        ),
+        (
+            "ContactDetailDeletedEvent",
+            Some(("delete", "contactDetails")),
+        ),
         ("ContactDetailEditedEvent", None),
         ("TenureCreatedEvent", Some(("create", "tenure"))),
         ("TenureUpdatedEvent", Some(("update", "tenure"))),
         ("PersonAddedToTenureEvent", Some(("create", "tenurePerson"))),
-        ("PersonRemovedFromTenureEvent", Some(("delete", "tenurePerson"))),
+        (
+            "PersonRemovedFromTenureEvent",
+            Some(("delete", "tenurePerson")),
+        ),
         ("AssetCreatedEvent", Some(("create", "asset"))),
         ("AssetUpdatedEvent", Some(("update", "asset"))),
         ("ContractCreatedEvent", Some(("create", "contract"))),
         ("ContractUpdatedEvent", Some(("update", "contract"))),
-        ("HousingApplicationCreatedEvent", Some(("create", "housingApplication"))),
-        ("HousingApplicationUpdatedEvent", Some(("update", "housingApplication"))),
-        ("EqualityInformationCreatedEvent", Some(("create", "personEqualityInformation"))),
-        ("EqualityInformationUpdatedEvent", Some(("update", "personEqualityInformation"))),
+        (
+            "HousingApplicationCreatedEvent",
+            Some(("create", "housingApplication")),
+        ),
+        (
+            "HousingApplicationUpdatedEvent",
+            Some(("update", "housingApplication")),
+        ),
+        (
+            "EqualityInformationCreatedEvent",
+            Some(("create", "personEqualityInformation")),
+        ),
+        (
+            "EqualityInformationUpdatedEvent",
+            Some(("update", "personEqualityInformation")),
+        ),
         ("ProcessStartedEvent", Some(("create", "process"))),
         ("ProcessUpdatedEvent", Some(("update", "process"))),
         ("ProcessClosedEvent", Some(("update", "process"))),
         ("ProcessCompletedEvent", Some(("update", "process"))),
-        ("ProcessStartedAgainstTenureEvent", Some(("create", "tenure"))),
-        ("ProcessStartedAgainstPersonEvent", Some(("create", "person"))),
-        ("NoteCreatedAgainstProcessEvent", Some(("create", "process"))),
+        (
+            "ProcessStartedAgainstTenureEvent",
+            Some(("create", "tenure")),
+        ),
+        (
+            "ProcessStartedAgainstPersonEvent",
+            Some(("create", "person")),
+        ),
+        (
+            "NoteCreatedAgainstProcessEvent",
+            Some(("create", "process")),
+        ),
         ("NoteCreatedAgainstTenureEvent", None),
         ("NoteCreatedAgainstPersonEvent", None),
         ("NoteCreatedAgainstAssetEvent", None),
-        ("CautionaryAlertCreatedEvent", Some(("create", "cautionaryAlert"))),
-        ("CautionaryAlertEndedEvent", Some(("end", "cautionaryAlert"))),
-        ("PatchOrAreaResEntityEditedEvent", Some(("update", "patchesAndAreas"))),
+        (
+            "CautionaryAlertCreatedEvent",
+            Some(("create", "cautionaryAlert")),
+        ),
+        (
+            "CautionaryAlertEndedEvent",
+            Some(("end", "cautionaryAlert")),
+        ),
+        (
+            "PatchOrAreaResEntityEditedEvent",
+            Some(("update", "patchesAndAreas")),
+        ),
     ];
 
     #[test]
@@ -343,13 +405,19 @@ transaction = 2555
         )
         .unwrap();
         let m = Mapping::load(Some(&path)).unwrap();
-        assert_eq!(m.rule("WidgetFrobbedEvent").unwrap(), &rec(ActivityType::Migrate, "widget"));
+        assert_eq!(
+            m.rule("WidgetFrobbedEvent").unwrap(),
+            &rec(ActivityType::Migrate, "widget")
+        );
         assert_eq!(
             m.rule("ContactDetailEditedEvent").unwrap(),
             &rec(ActivityType::Update, "contactDetails")
         );
         // Entries the file does not name keep their defaults.
-        assert_eq!(m.rule("PersonCreatedEvent").unwrap(), &rec(ActivityType::Create, "person"));
+        assert_eq!(
+            m.rule("PersonCreatedEvent").unwrap(),
+            &rec(ActivityType::Create, "person")
+        );
         let masked = m.masked_fields("person").unwrap();
         assert!(masked.contains("dateOfBirth") && masked.contains("nationalInsuranceNumber"));
         assert!(m.masked_fields("tenure").is_none());
@@ -361,24 +429,42 @@ transaction = 2555
     #[test]
     fn json_override_is_accepted() {
         let mut m = Mapping::default();
-        m.overlay_str(r#"{"events":{"X":{"ignore":true}},"masks":{"person":["dateOfBirth"]}}"#, true)
-            .unwrap();
+        m.overlay_str(
+            r#"{"events":{"X":{"ignore":true}},"masks":{"person":["dateOfBirth"]}}"#,
+            true,
+        )
+        .unwrap();
         assert_eq!(m.rule("X").unwrap(), &Rule::Ignore);
     }
 
     #[test]
     fn bad_override_files_say_what_is_wrong() {
         let cases = [
-            (r#"[events]
-X = { activity = "create" }"#, "targetType"),
-            (r#"[events]
-X = { activity = "frobnicate", targetType = "x" }"#, "frobnicate"),
-            (r#"[events]
-X = { ignore = true, activity = "create", targetType = "x" }"#, "ignore"),
-            (r#"[retention]
-person = "forever""#, "keep"),
-            (r#"[retention]
-person = 0"#, "0 days"),
+            (
+                r#"[events]
+X = { activity = "create" }"#,
+                "targetType",
+            ),
+            (
+                r#"[events]
+X = { activity = "frobnicate", targetType = "x" }"#,
+                "frobnicate",
+            ),
+            (
+                r#"[events]
+X = { ignore = true, activity = "create", targetType = "x" }"#,
+                "ignore",
+            ),
+            (
+                r#"[retention]
+person = "forever""#,
+                "keep",
+            ),
+            (
+                r#"[retention]
+person = 0"#,
+                "0 days",
+            ),
             (r#"[evnets]"#, "evnets"),
         ];
         for (text, needle) in cases {

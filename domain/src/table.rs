@@ -5,8 +5,8 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex,
-    Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 /// Default table name (`ACTIVITY_TABLE`).
@@ -29,7 +29,10 @@ pub struct ProvisionError {
 }
 
 fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, aws_sdk_dynamodb::error::BuildError> {
-    KeySchemaElement::builder().attribute_name(name).key_type(kind).build()
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
 }
 
 fn attr(name: &str) -> Result<AttributeDefinition, aws_sdk_dynamodb::error::BuildError> {
@@ -46,7 +49,9 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), ProvisionE
         detail,
     };
     let build = |e: aws_sdk_dynamodb::error::BuildError| fail(e.to_string());
-    let all = Projection::builder().projection_type(ProjectionType::All).build();
+    let all = Projection::builder()
+        .projection_type(ProjectionType::All)
+        .build();
     let result = client
         .create_table()
         .table_name(table)
@@ -78,7 +83,11 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), ProvisionE
     match result {
         Ok(_) => {}
         Err(SdkError::ServiceError(e)) if e.err().is_resource_in_use_exception() => return Ok(()),
-        Err(e) => return Err(fail(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())),
+        Err(e) => {
+            return Err(fail(
+                aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+            ));
+        }
     }
     client
         .update_time_to_live()

@@ -73,7 +73,9 @@ fn digits(s: &[u8], n: usize) -> Result<(u32, &[u8]), TimestampError> {
     if s.len() < n || !s[..n].iter().all(u8::is_ascii_digit) {
         return Err(err("a date or time part is not made of digits"));
     }
-    let v = s[..n].iter().fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'));
+    let v = s[..n]
+        .iter()
+        .fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'));
     Ok((v, &s[n..]))
 }
 
@@ -256,9 +258,16 @@ mod tests {
 
     #[test]
     fn unix_epoch_is_zero() {
-        assert_eq!(Timestamp::parse("1970-01-01T00:00:00Z").unwrap().unix_seconds(), 0);
         assert_eq!(
-            Timestamp::parse("2021-09-14T10:02:31Z").unwrap().unix_seconds(),
+            Timestamp::parse("1970-01-01T00:00:00Z")
+                .unwrap()
+                .unix_seconds(),
+            0
+        );
+        assert_eq!(
+            Timestamp::parse("2021-09-14T10:02:31Z")
+                .unwrap()
+                .unix_seconds(),
             1_631_613_751
         );
     }

@@ -41,11 +41,7 @@ impl TokenKey {
 
     /// A random key, for a process that was not given one: its tokens die with it.
     pub fn random() -> Self {
-        Self(
-            (0..4)
-                .flat_map(|_| *Uuid::new_v4().as_bytes())
-                .collect(),
-        )
+        Self((0..4).flat_map(|_| *Uuid::new_v4().as_bytes()).collect())
     }
 
     fn mac(&self, data: &[u8]) -> [u8; MAC_LEN] {
@@ -117,7 +113,9 @@ pub enum TokenError {
     #[error("paginationToken belongs to a different targetId")]
     ForeignTarget,
     /// Issued for the same target with other filters.
-    #[error("paginationToken was issued for different filters (type, from, to or order); start again without it")]
+    #[error(
+        "paginationToken was issued for different filters (type, from, to or order); start again without it"
+    )]
     ForeignQuery,
 }
 
@@ -147,7 +145,12 @@ pub fn encode(key: &TokenKey, target: Uuid, query: &str, page: &PageKey) -> Stri
 }
 
 /// Checks a token against the request it came with and returns where to resume.
-pub fn decode(key: &TokenKey, target: Uuid, query: &str, token: &str) -> Result<PageKey, TokenError> {
+pub fn decode(
+    key: &TokenKey,
+    target: Uuid,
+    query: &str,
+    token: &str,
+) -> Result<PageKey, TokenError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(token.trim().trim_end_matches('='))
         .map_err(|e| match e {
@@ -163,13 +166,16 @@ pub fn decode(key: &TokenKey, target: Uuid, query: &str, token: &str) -> Result<
     }
     let (body, mac) = bytes.split_at(bytes.len() - MAC_LEN);
     // Constant-time comparison through the hmac crate.
-    let mut m = <HmacSha256 as Mac>::new_from_slice(&key.0).map_err(|_| TokenError::BadSignature)?;
+    let mut m =
+        <HmacSha256 as Mac>::new_from_slice(&key.0).map_err(|_| TokenError::BadSignature)?;
     m.update(body);
-    m.verify_truncated_left(mac).map_err(|_| TokenError::BadSignature)?;
+    m.verify_truncated_left(mac)
+        .map_err(|_| TokenError::BadSignature)?;
     if body.first() != Some(&VERSION) {
         return Err(TokenError::BadSignature);
     }
-    let payload: Payload = serde_json::from_slice(&body[1..]).map_err(|_| TokenError::BadSignature)?;
+    let payload: Payload =
+        serde_json::from_slice(&body[1..]).map_err(|_| TokenError::BadSignature)?;
     if payload.target != target {
         return Err(TokenError::ForeignTarget);
     }
@@ -201,26 +207,44 @@ mod tests {
     fn a_token_resumes_the_query_it_came_from() {
         let t = encode(&key(), target(), "order=desc", &page());
         assert_eq!(decode(&key(), target(), "order=desc", &t), Ok(page()));
-        assert!(!t.contains("a5b4c3d2"), "the key is not readable in the token");
+        assert!(
+            !t.contains("a5b4c3d2"),
+            "the key is not readable in the token"
+        );
     }
 
     #[test]
     fn cross_target_and_cross_query_use_is_refused() {
         let t = encode(&key(), target(), "order=desc", &page());
-        assert_eq!(decode(&key(), Uuid::nil(), "order=desc", &t), Err(TokenError::ForeignTarget));
-        assert_eq!(decode(&key(), target(), "order=asc", &t), Err(TokenError::ForeignQuery));
+        assert_eq!(
+            decode(&key(), Uuid::nil(), "order=desc", &t),
+            Err(TokenError::ForeignTarget)
+        );
+        assert_eq!(
+            decode(&key(), target(), "order=asc", &t),
+            Err(TokenError::ForeignQuery)
+        );
     }
 
     #[test]
     fn truncated_and_garbage_tokens_are_refused() {
         let t = encode(&key(), target(), "", &page());
-        assert_eq!(decode(&key(), target(), "", &t[..8]), Err(TokenError::Truncated));
+        assert_eq!(
+            decode(&key(), target(), "", &t[..8]),
+            Err(TokenError::Truncated)
+        );
         // Cut anywhere, a token is refused: too short, or its signature no longer fits.
         for n in 0..t.len() {
             let r = decode(&key(), target(), "", &t[..n]);
-            assert!(matches!(r, Err(TokenError::Truncated | TokenError::BadSignature)), "cut at {n}: {r:?}");
+            assert!(
+                matches!(r, Err(TokenError::Truncated | TokenError::BadSignature)),
+                "cut at {n}: {r:?}"
+            );
         }
-        assert_eq!(decode(&key(), target(), "", "%%%"), Err(TokenError::Malformed));
+        assert_eq!(
+            decode(&key(), target(), "", "%%%"),
+            Err(TokenError::Malformed)
+        );
         assert_eq!(decode(&key(), target(), "", ""), Err(TokenError::Truncated));
     }
 
@@ -228,14 +252,21 @@ mod tests {
     fn token_from_another_key_is_refused() {
         let other = TokenKey::new(b"another-key-of-32-bytes-long!!!!".to_vec()).unwrap();
         let t = encode(&other, target(), "", &page());
-        assert_eq!(decode(&key(), target(), "", &t), Err(TokenError::BadSignature));
+        assert_eq!(
+            decode(&key(), target(), "", &t),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
     fn forged_raw_key_in_the_old_services_format_is_refused() {
         // The old service accepted base64 of the DynamoDB key itself.
-        let forged = URL_SAFE_NO_PAD.encode(br#"{"id":"x","targetId":"6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7"}"#);
-        assert_eq!(decode(&key(), target(), "", &forged), Err(TokenError::BadSignature));
+        let forged = URL_SAFE_NO_PAD
+            .encode(br#"{"id":"x","targetId":"6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7"}"#);
+        assert_eq!(
+            decode(&key(), target(), "", &forged),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]

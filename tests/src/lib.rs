@@ -1,0 +1,233 @@
+//! Helpers for the integration tests: the local AWS stack and SDK clients.
+//!
+//! When no endpoint is configured (`AWS_ENDPOINT_URL` or the per-service
+//! variables), the first test to ask starts DynamoDB Local and moto server on free
+//! loopback ports, installing them into `~/.cache/activity-history/` on first use
+//! (`localstack/install.sh`). One pair serves the whole test binary. They are
+//! started from a thread that lives as long as the test process and with
+//! `setpriv --pdeathsig KILL`, so they die with the tests even when a test panics
+//! or the run is interrupted. Every test names its own table, topics and queues,
+//! so tests run in parallel against the one pair.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use tokio::sync::OnceCell;
+
+/// Where the emulators listen.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// DynamoDB Local's URL.
+    pub dynamodb: String,
+    /// moto server's URL (SNS and SQS).
+    pub moto: String,
+}
+
+static STACK: OnceCell<Stack> = OnceCell::const_new();
+
+/// The region every test client uses.
+pub const REGION: &str = "eu-west-2";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn configured(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The stack for this test binary: the configured endpoints, or emulators started now.
+pub async fn stack() -> &'static Stack {
+    match STACK.get_or_try_init(init).await {
+        Ok(s) => s,
+        // A test cannot do anything useful without the stack; say why in the failure.
+        Err(e) => panic!("local AWS stack unavailable: {e:#}"),
+    }
+}
+
+async fn init() -> Result<Stack> {
+    let general = configured("AWS_ENDPOINT_URL");
+    let ddb = configured("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| general.clone());
+    let moto = configured("AWS_ENDPOINT_URL_SQS").or(general);
+    let stack = match (ddb, moto) {
+        (Some(dynamodb), Some(moto)) => Stack { dynamodb, moto },
+        _ => tokio::task::spawn_blocking(start_emulators).await??,
+    };
+    wait_healthy(&stack).await?;
+    Ok(stack)
+}
+
+fn install() -> Result<()> {
+    let script = repo_root().join("localstack/install.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed:\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn cache_dir() -> PathBuf {
+    configured("AH_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+                .join(".cache/activity-history")
+        })
+}
+
+/// Reads a `NAME="value"` line of localstack/env.sh so versions live in one place.
+fn env_sh(name: &str) -> Result<String> {
+    let text = std::fs::read_to_string(repo_root().join("localstack/env.sh"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.split('"').nth(1))
+        .map(str::to_owned)
+        .with_context(|| format!("{name} not set in localstack/env.sh"))
+}
+
+fn start_emulators() -> Result<Stack> {
+    install()?;
+    let cache = cache_dir();
+    let ddb_dir = cache.join(format!(
+        "dynamodb-local-{}",
+        env_sh("DYNAMODB_LOCAL_VERSION")?
+    ));
+    let moto_bin = cache.join(format!("moto-{}/bin/moto_server", env_sh("MOTO_VERSION")?));
+    let ddb_port = free_port()?;
+    let moto_port = free_port()?;
+    let logs = std::env::temp_dir().join(format!("activity-history-it-{}", std::process::id()));
+    std::fs::create_dir_all(&logs)?;
+
+    let (tx, rx) = mpsc::channel::<Result<()>>();
+    let spawn_logs = logs.clone();
+    // The parent-death signal fires when the *thread* that spawned the child ends,
+    // so the children are spawned from a thread that never ends.
+    std::thread::Builder::new()
+        .name("emulators".into())
+        .spawn(move || {
+            let spawn = || -> Result<()> {
+                let log = |name: &str| std::fs::File::create(spawn_logs.join(name));
+                Command::new("setpriv")
+                    .args(["--pdeathsig", "KILL", "--", "java"])
+                    .arg(format!(
+                        "-Djava.library.path={}",
+                        ddb_dir.join("DynamoDBLocal_lib").display()
+                    ))
+                    .arg("-Xmx1g")
+                    .arg("-jar")
+                    .arg(ddb_dir.join("DynamoDBLocal.jar"))
+                    .args([
+                        "-inMemory",
+                        "-sharedDb",
+                        "-disableTelemetry",
+                        "-port",
+                        &ddb_port.to_string(),
+                    ])
+                    .current_dir(&ddb_dir)
+                    .stdin(Stdio::null())
+                    .stdout(log("dynamodb.log")?)
+                    .stderr(log("dynamodb.err")?)
+                    .spawn()
+                    .context("starting DynamoDB Local (needs java and setpriv from util-linux)")?;
+                Command::new("setpriv")
+                    .args(["--pdeathsig", "KILL", "--"])
+                    .arg(&moto_bin)
+                    .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
+                    .stdin(Stdio::null())
+                    .stdout(log("moto.log")?)
+                    .stderr(log("moto.err")?)
+                    .spawn()
+                    .context("starting moto server")?;
+                Ok(())
+            };
+            let _ = tx.send(spawn());
+            loop {
+                std::thread::park();
+            }
+        })?;
+    rx.recv()??;
+    eprintln!(
+        "local AWS stack: DynamoDB Local on {ddb_port}, moto on {moto_port}, logs in {}",
+        logs.display()
+    );
+    Ok(Stack {
+        dynamodb: format!("http://127.0.0.1:{ddb_port}"),
+        moto: format!("http://127.0.0.1:{moto_port}"),
+    })
+}
+
+async fn wait_healthy(stack: &Stack) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let ddb = dynamodb(stack);
+    let sqs = sqs(stack);
+    loop {
+        let d = ddb.list_tables().limit(1).send().await;
+        let s = sqs.list_queues().send().await;
+        if d.is_ok() && s.is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "emulators did not answer within 90 s (DynamoDB: {:?}; SQS: {:?})",
+                d.err()
+                    .map(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()),
+                s.err()
+                    .map(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Shared SDK configuration: fake credentials and a fixed region, so the SDK never
+/// looks for either anywhere but here (and never at the EC2 metadata address).
+pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            Credentials::new("test", "test", None, None, "static"),
+        ))
+        .endpoint_url(endpoint)
+        .build()
+}
+
+/// A DynamoDB client for the stack.
+pub fn dynamodb(stack: &Stack) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&sdk_config(&stack.dynamodb))
+}
+
+/// An SQS client for the stack.
+pub fn sqs(stack: &Stack) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&sdk_config(&stack.moto))
+}
+
+/// An SNS client for the stack.
+pub fn sns(stack: &Stack) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::new(&sdk_config(&stack.moto))
+}
+
+/// A name no other test uses, for tables, topics and queues.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}

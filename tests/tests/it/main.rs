@@ -1,0 +1,3 @@
+//! Integration tests: one binary, so one pair of emulators serves every test.
+
+mod foundation;
