@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole system on this machine: starts the emulators, provisions the stack and
-# stays up until Ctrl-C, then stops everything it started.
+# The whole system on this machine: starts the emulators, provisions the stack,
+# runs the listener, and stays up until Ctrl-C, then stops everything it started.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -29,6 +29,10 @@ echo "DynamoDB Local on $AWS_ENDPOINT_URL_DYNAMODB, SNS/SQS (moto) on $AWS_ENDPO
 
 eval "$("$bin/activity-listener" provision | sed 's/^/export /')"
 echo "provisioned table $ACTIVITY_TABLE and queue $ACTIVITY_QUEUE_URL" >&2
+
+"$bin/activity-listener" poll >>"$AH_RUN/listener.log" 2>&1 &
+pids+=($!)
+echo "listener polling $ACTIVITY_QUEUE_URL (logs: $AH_RUN/listener.log)" >&2
 
 echo "ready; press Ctrl-C to stop" >&2
 # Wait on a child so Ctrl-C is handled at once.

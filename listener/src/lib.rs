@@ -1,9 +1,22 @@
 //! The write path of activity-history: SQS messages in, activity records out.
 //!
-//! - [`aws`]: SDK clients built once from the standard AWS variables.
+//! - [`handler`]: the per-message step every runner shares, with partial-failure
+//!   and FIFO group semantics.
+//! - [`store`]: batched, deduplicated, retried writes that fit the item size limit.
+//! - [`worker`]: the long-polling runner (`activity-listener poll`).
+//! - [`lambda`]: the AWS Lambda runner (`batchItemFailures`).
+//! - [`metrics`]: counters per outcome, CloudWatch Embedded Metric Format.
 //! - [`provision`]: the table, topics, queues and subscriptions, created idempotently.
+//! - [`aws`]: SDK clients built once from the standard AWS variables.
+//! - [`app`]: the program behind the `activity-listener` binary.
 //! - [`cli`]: the `activity-listener` command line and its configuration.
 
+pub mod app;
 pub mod aws;
 pub mod cli;
+pub mod handler;
+pub mod lambda;
+pub mod metrics;
 pub mod provision;
+pub mod store;
+pub mod worker;

@@ -231,3 +231,168 @@ pub fn unique(prefix: &str) -> String {
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
 }
+
+/// A provisioned stack of this test's own: table, topics, queue and DLQ.
+pub struct TestStack {
+    /// Table client.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Queue client.
+    pub sqs: aws_sdk_sqs::Client,
+    /// Topic client.
+    pub sns: aws_sdk_sns::Client,
+    /// What was created.
+    pub provisioned: listener::provision::Provisioned,
+    /// Where the emulators are.
+    pub stack: &'static Stack,
+}
+
+/// Provisions a fresh table, topics and queues (FIFO or standard) for one test.
+pub async fn provisioned(fifo: bool) -> TestStack {
+    let stack = stack().await;
+    let (dynamodb, sqs, sns) = (dynamodb(stack), sqs(stack), sns(stack));
+    let spec = listener::provision::Spec {
+        table: unique("ActivityHistory"),
+        prefix: format!("{}-", unique("t")),
+        fifo,
+    };
+    let provisioned = listener::provision::provision(&dynamodb, &sns, &sqs, &spec)
+        .await
+        .unwrap_or_else(|e| panic!("provisioning failed: {e:#}"));
+    TestStack {
+        dynamodb,
+        sqs,
+        sns,
+        provisioned,
+        stack,
+    }
+}
+
+impl TestStack {
+    /// A processor writing to this stack's table with the given mapping.
+    pub fn processor(&self, mapping: domain::Mapping) -> listener::handler::Processor {
+        listener::handler::Processor {
+            dynamodb: self.dynamodb.clone(),
+            table: self.provisioned.table.clone(),
+            mapping: std::sync::Arc::new(mapping),
+            metrics: std::sync::Arc::default(),
+        }
+    }
+
+    /// Worker settings for tests: short polls, failed messages retried at once.
+    pub fn worker_config(&self) -> listener::worker::WorkerConfig {
+        listener::worker::WorkerConfig {
+            wait_secs: 1,
+            retry_delay_secs: 0,
+            visibility_secs: 5,
+            ..listener::worker::WorkerConfig::new(self.provisioned.queue_url.clone())
+        }
+    }
+
+    /// Every activity on a target, decoded.
+    pub async fn activities(&self, target: uuid::Uuid) -> Vec<domain::Activity> {
+        let out = self
+            .dynamodb
+            .query()
+            .table_name(&self.provisioned.table)
+            .key_condition_expression("targetId = :t")
+            .expression_attribute_values(
+                ":t",
+                aws_sdk_dynamodb::types::AttributeValue::S(target.to_string()),
+            )
+            .send()
+            .await
+            .expect("query");
+        out.items()
+            .iter()
+            .map(|i| domain::item::from_item(i.clone()).expect("item decodes"))
+            .collect()
+    }
+
+    /// Every item in the table (tests keep tables small).
+    pub async fn item_count(&self) -> usize {
+        let mut n = 0;
+        let mut start = None;
+        loop {
+            let out = self
+                .dynamodb
+                .scan()
+                .table_name(&self.provisioned.table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            n += out.items().len();
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return n;
+            }
+        }
+    }
+
+    /// Bodies of the messages in a queue, read without consuming them for long
+    /// (each is made visible again at once).
+    pub async fn peek_bodies(&self, queue_url: &str) -> Vec<String> {
+        let mut bodies = Vec::new();
+        for _ in 0..5 {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .send()
+                .await
+                .expect("receive");
+            if out.messages().is_empty() {
+                break;
+            }
+            for m in out.messages() {
+                bodies.push(m.body().unwrap_or_default().to_owned());
+            }
+        }
+        bodies
+    }
+
+    /// Approximate message count of a queue (visible plus in flight).
+    pub async fn queue_depth(&self, queue_url: &str) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("queue attributes");
+        let attrs = out.attributes().cloned().unwrap_or_default();
+        let n = |k: A| {
+            attrs
+                .get(&k)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
+    }
+}
+
+/// A change event as a .NET publisher writes it.
+pub fn event(
+    event_type: &str,
+    entity_id: uuid::Uuid,
+    old: serde_json::Value,
+    new: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "id": uuid::Uuid::new_v4(),
+        "eventType": event_type,
+        "sourceDomain": "Test",
+        "sourceSystem": "TestAPI",
+        "version": "v1",
+        "correlationId": uuid::Uuid::new_v4(),
+        "dateTime": "2024-03-01T09:30:00.1234567Z",
+        "user": { "name": "Paul Fox", "email": "paul.fox@example.gov.uk" },
+        "entityId": entity_id,
+        "eventData": { "oldData": old, "newData": new }
+    })
+}

@@ -1,0 +1,451 @@
+//! The listener against real SNS topics, SQS queues and DynamoDB Local.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use domain::{ActivityType, Mapping};
+use integration_tests::{TestStack, event, provisioned};
+use listener::handler::{Failure, Message, Status};
+use listener::worker::poll_once;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// CONTRACTS §2 plus the finance event: (event type, publishing domain, expected
+/// activity type and target type; None for "no activity").
+type Expected = (&'static str, &'static str, Option<(&'static str, &'static str)>);
+
+const EXPECTED: &[Expected] = &[
+    ("PersonCreatedEvent", "person", Some(("create", "person"))),
+    ("PersonUpdatedEvent", "person", Some(("update", "person"))),
+    (
+        "ContactDetailAddedEvent",
+        "contactdetails",
+        Some(("create", "contactDetails")),
+    ),
+    (
+        "ContactDetailDeletedEvent",
+        "contactdetails",
+        Some(("delete", "contactDetails")),
+    ),
+    ("ContactDetailEditedEvent", "contactdetails", None),
+    ("TenureCreatedEvent", "tenure", Some(("create", "tenure"))),
+    ("TenureUpdatedEvent", "tenure", Some(("update", "tenure"))),
+    (
+        "PersonAddedToTenureEvent",
+        "tenure",
+        Some(("create", "tenurePerson")),
+    ),
+    (
+        "PersonRemovedFromTenureEvent",
+        "tenure",
+        Some(("delete", "tenurePerson")),
+    ),
+    ("AssetCreatedEvent", "asset", Some(("create", "asset"))),
+    ("AssetUpdatedEvent", "asset", Some(("update", "asset"))),
+    (
+        "ContractCreatedEvent",
+        "contracts",
+        Some(("create", "contract")),
+    ),
+    (
+        "ContractUpdatedEvent",
+        "contracts",
+        Some(("update", "contract")),
+    ),
+    (
+        "HousingApplicationCreatedEvent",
+        "housingregister",
+        Some(("create", "housingApplication")),
+    ),
+    (
+        "HousingApplicationUpdatedEvent",
+        "housingregister",
+        Some(("update", "housingApplication")),
+    ),
+    (
+        "EqualityInformationCreatedEvent",
+        "equalityinformation",
+        Some(("create", "personEqualityInformation")),
+    ),
+    (
+        "EqualityInformationUpdatedEvent",
+        "equalityinformation",
+        Some(("update", "personEqualityInformation")),
+    ),
+    (
+        "ProcessStartedEvent",
+        "processes",
+        Some(("create", "process")),
+    ),
+    (
+        "ProcessUpdatedEvent",
+        "processes",
+        Some(("update", "process")),
+    ),
+    (
+        "ProcessClosedEvent",
+        "processes",
+        Some(("update", "process")),
+    ),
+    (
+        "ProcessCompletedEvent",
+        "processes",
+        Some(("update", "process")),
+    ),
+    (
+        "ProcessStartedAgainstTenureEvent",
+        "processes",
+        Some(("create", "tenure")),
+    ),
+    (
+        "ProcessStartedAgainstPersonEvent",
+        "processes",
+        Some(("create", "person")),
+    ),
+    (
+        "NoteCreatedAgainstProcessEvent",
+        "notes",
+        Some(("create", "process")),
+    ),
+    ("NoteCreatedAgainstTenureEvent", "notes", None),
+    ("NoteCreatedAgainstPersonEvent", "notes", None),
+    ("NoteCreatedAgainstAssetEvent", "notes", None),
+    (
+        "CautionaryAlertCreatedEvent",
+        "cautionaryalerts",
+        Some(("create", "cautionaryAlert")),
+    ),
+    (
+        "CautionaryAlertEndedEvent",
+        "cautionaryalerts",
+        Some(("end", "cautionaryAlert")),
+    ),
+    (
+        "PatchOrAreaResEntityEditedEvent",
+        "patchesandareas",
+        Some(("update", "patchesAndAreas")),
+    ),
+];
+
+fn old_data() -> Value {
+    json!({"name": "Before", "unchanged": "same", "nested": {"a": 1, "b": 2}})
+}
+fn new_data() -> Value {
+    json!({"name": "After", "unchanged": "same", "nested": {"a": 1, "b": 3}})
+}
+
+async fn publish(s: &TestStack, domain: &str, body: &Value) {
+    let entity = body["entityId"].as_str().unwrap().to_owned();
+    s.sns
+        .publish()
+        .topic_arn(s.provisioned.topic(domain).unwrap())
+        .message(body.to_string())
+        .message_group_id(entity)
+        .message_deduplication_id(body["id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Runs the worker step until `done` holds or 60 s pass.
+async fn drain_until<F, Fut>(s: &TestStack, p: &listener::handler::Processor, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let cfg = s.worker_config();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done().await {
+        assert!(Instant::now() < deadline, "queue did not drain in time");
+        poll_once(p, &s.sqs, &cfg).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_event_type_published_to_its_topic_yields_its_expected_record() {
+    let s = provisioned(true).await;
+    let p = s.processor(Mapping::default());
+    let mut published = Vec::new();
+    for (event_type, domain, expected) in EXPECTED {
+        let entity = Uuid::new_v4();
+        let (old, new) = match expected.map(|e| e.0) {
+            Some("create") => (Value::Null, new_data()),
+            Some("delete") => (old_data(), Value::Null),
+            _ => (old_data(), new_data()),
+        };
+        let body = event(event_type, entity, old, new);
+        publish(&s, domain, &body).await;
+        published.push((entity, *event_type, *expected));
+    }
+    let tenure = Uuid::new_v4();
+    let transaction = Uuid::new_v4();
+    let mut tx = event(
+        "TransactionCreatedEvent",
+        transaction,
+        Value::Null,
+        json!({"amount": 125.5, "type": "Rent"}),
+    );
+    tx["entityTargetId"] = json!(tenure);
+    publish(&s, "transactions", &tx).await;
+
+    // 26 mapped event types record one each, the transaction two.
+    let want = EXPECTED.iter().filter(|e| e.2.is_some()).count() + 2;
+    drain_until(&s, &p, || async { s.item_count().await >= want }).await;
+    // Give anything extra a chance to show up before asserting the exact count.
+    poll_once(&p, &s.sqs, &s.worker_config()).await.unwrap();
+    assert_eq!(s.item_count().await, want);
+
+    for (entity, event_type, expected) in published {
+        let records = s.activities(entity).await;
+        let Some((activity, target_type)) = expected else {
+            assert!(records.is_empty(), "{event_type} should record nothing");
+            continue;
+        };
+        assert_eq!(records.len(), 1, "{event_type}");
+        let a = &records[0];
+        assert_eq!(a.activity_type.as_str(), activity, "{event_type}");
+        assert_eq!(a.target_type, target_type, "{event_type}");
+        assert_eq!(a.author.full_name, "Paul Fox");
+        assert_eq!(a.author.email, "paul.fox@example.gov.uk");
+        assert_eq!(
+            a.created_at.to_table_string(),
+            "2024-03-01T09:30:00.1234567Z"
+        );
+        match a.activity_type {
+            ActivityType::Create => assert_eq!(a.new_data, Some(new_data())),
+            ActivityType::Delete => assert_eq!(a.old_data, Some(old_data())),
+            _ => {
+                assert_eq!(
+                    a.old_data,
+                    Some(json!({"name": "Before", "nested": {"b": 2}})),
+                    "{event_type}"
+                );
+                assert_eq!(
+                    a.new_data,
+                    Some(json!({"name": "After", "nested": {"b": 3}})),
+                    "{event_type}"
+                );
+            }
+        }
+    }
+    let on_tx = s.activities(transaction).await;
+    let on_tenure = s.activities(tenure).await;
+    assert_eq!((on_tx.len(), on_tenure.len()), (1, 1));
+    assert_eq!(on_tx[0].target_type, "transaction");
+    assert_eq!(on_tenure[0].target_type, "tenure");
+    assert_eq!(
+        on_tenure[0].new_data,
+        Some(json!({"amount": 125.5, "type": "Rent"}))
+    );
+    let m = &p.metrics;
+    assert_eq!(m.ignored.load(std::sync::atomic::Ordering::Relaxed), 4);
+}
+
+#[tokio::test]
+async fn the_same_event_delivered_three_times_is_recorded_once() {
+    let s = provisioned(false).await;
+    let p = s.processor(Mapping::default());
+    let entity = Uuid::new_v4();
+    let body = event("PersonUpdatedEvent", entity, old_data(), new_data()).to_string();
+    for _ in 0..3 {
+        s.sqs
+            .send_message()
+            .queue_url(&s.provisioned.queue_url)
+            .message_body(&body)
+            .send()
+            .await
+            .unwrap();
+    }
+    drain_until(&s, &p, || async {
+        s.queue_depth(&s.provisioned.queue_url).await == 0
+    })
+    .await;
+    assert_eq!(s.activities(entity).await.len(), 1);
+    assert_eq!(s.item_count().await, 1);
+}
+
+fn message(id: &str, body: String, group: Option<&str>) -> Message {
+    Message {
+        message_id: id.into(),
+        body,
+        group_id: group.map(str::to_owned),
+        receive_count: Some(1),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_with_a_malformed_and_an_unmapped_message_records_the_other_eight() {
+    let s = provisioned(false).await;
+    let p = s.processor(Mapping::default());
+    let mut bodies: Vec<String> = (0..8)
+        .map(|_| event("PersonUpdatedEvent", Uuid::new_v4(), old_data(), new_data()).to_string())
+        .collect();
+    let malformed = r#"{"id": "not-a-guid", "eventType": "PersonUpdatedEvent"}"#.to_string();
+    let unmapped = event(
+        "WidgetFrobbedEvent",
+        Uuid::new_v4(),
+        Value::Null,
+        json!({"a": 1}),
+    )
+    .to_string();
+    bodies.insert(3, malformed.clone());
+    bodies.insert(7, unmapped.clone());
+
+    // One batch of ten through the handler: two failures, reported by message id.
+    let batch: Vec<Message> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| message(&format!("m{i}"), b.clone(), None))
+        .collect();
+    let (statuses, counts) = p.process_batch(&batch).await;
+    assert_eq!(statuses[3], Status::Failed(Failure::Malformed));
+    assert_eq!(statuses[7], Status::Failed(Failure::Unmapped));
+    assert_eq!(statuses.iter().filter(|s| s.is_done()).count(), 8);
+    assert_eq!(s.item_count().await, 8);
+    assert_eq!(
+        counts.write_requests, 1,
+        "eight records go in one BatchWriteItem"
+    );
+
+    // Through the real queue: after maxReceiveCount receives exactly those two are dead-lettered.
+    let entries: Vec<_> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(b)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    s.sqs
+        .send_message_batch()
+        .queue_url(&s.provisioned.queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .unwrap();
+    drain_until(&s, &p, || async {
+        s.queue_depth(&s.provisioned.queue_url).await == 0
+    })
+    .await;
+    let mut dead = s.peek_bodies(&s.provisioned.dlq_url).await;
+    dead.sort();
+    let mut expected = vec![malformed, unmapped];
+    expected.sort();
+    assert_eq!(dead, expected);
+    assert_eq!(
+        s.item_count().await,
+        8,
+        "redelivered good messages rewrote the same records"
+    );
+}
+
+#[tokio::test]
+async fn fifo_failure_holds_back_only_its_own_group() {
+    let s = provisioned(true).await;
+    let p = s.processor(Mapping::default());
+    let ev = || event("PersonUpdatedEvent", Uuid::new_v4(), old_data(), new_data());
+    let (a1, a2, b1, b2) = (ev(), ev(), ev(), ev());
+    let batch = vec![
+        message("a0", "{broken".into(), Some("A")),
+        message("b1", b1.to_string(), Some("B")),
+        message("a1", a1.to_string(), Some("A")),
+        message("b2", b2.to_string(), Some("B")),
+        message("a2", a2.to_string(), Some("A")),
+    ];
+    let (statuses, _) = p.process_batch(&batch).await;
+    assert_eq!(
+        statuses,
+        vec![
+            Status::Failed(Failure::Malformed),
+            Status::Recorded { records: 1 },
+            Status::Failed(Failure::HeldBack),
+            Status::Recorded { records: 1 },
+            Status::Failed(Failure::HeldBack),
+        ]
+    );
+    let target = |v: &Value| Uuid::parse_str(v["entityId"].as_str().unwrap()).unwrap();
+    assert!(
+        s.activities(target(&a1)).await.is_empty(),
+        "held-back messages are not processed"
+    );
+    assert!(s.activities(target(&a2)).await.is_empty());
+    assert_eq!(s.activities(target(&b2)).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_one_megabyte_event_is_stored_reduced_and_the_queue_keeps_moving() {
+    let s = provisioned(false).await;
+    // SQS now takes messages up to 1 MiB.
+    s.sqs
+        .set_queue_attributes()
+        .queue_url(&s.provisioned.queue_url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize,
+            "1048576",
+        )
+        .send()
+        .await
+        .unwrap();
+    let p = s.processor(Mapping::default());
+    let big_entity = Uuid::new_v4();
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let noise: String = (0..1_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    let big = event(
+        "PersonUpdatedEvent",
+        big_entity,
+        json!({"notes": "short"}),
+        json!({"notes": noise}),
+    );
+    let small_entity = Uuid::new_v4();
+    let small = event("PersonUpdatedEvent", small_entity, old_data(), new_data());
+    for body in [big.to_string(), small.to_string()] {
+        assert!(body.len() < 1_048_576);
+        s.sqs
+            .send_message()
+            .queue_url(&s.provisioned.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    drain_until(&s, &p, || async {
+        s.queue_depth(&s.provisioned.queue_url).await == 0
+    })
+    .await;
+    let stored = s.activities(big_entity).await;
+    assert_eq!(stored.len(), 1);
+    assert!(
+        stored[0].truncated,
+        "random text does not compress under 400 KB"
+    );
+    let paths: Vec<_> = stored[0]
+        .changes
+        .iter()
+        .flatten()
+        .map(|c| c.path.as_str())
+        .collect();
+    assert_eq!(paths, ["/notes"]);
+    assert_eq!(s.activities(small_entity).await.len(), 1);
+    assert!(s.peek_bodies(&s.provisioned.dlq_url).await.is_empty());
+}
+
+#[tokio::test]
+async fn duplicate_keys_in_one_batch_are_written_once_without_failing_the_batch() {
+    let s = provisioned(false).await;
+    let p = s.processor(Mapping::default());
+    let body = event("PersonUpdatedEvent", Uuid::new_v4(), old_data(), new_data()).to_string();
+    let batch = vec![message("1", body.clone(), None), message("2", body, None)];
+    let (statuses, _) = p.process_batch(&batch).await;
+    assert_eq!(statuses, vec![Status::Recorded { records: 1 }; 2]);
+    assert_eq!(s.item_count().await, 1);
+}
