@@ -98,6 +98,7 @@ impl Processor {
         let mut failed_groups: HashSet<&str> = HashSet::new();
         let mut items = Vec::new();
         let mut record_counts = vec![0usize; messages.len()];
+        let mut spans = Vec::with_capacity(messages.len());
 
         for (i, m) in messages.iter().enumerate() {
             let labels = EventLabels::peek(m.body.as_bytes());
@@ -109,6 +110,7 @@ impl Processor {
                 correlation_id = labels.correlation_id.as_deref().unwrap_or(""),
                 receive_count = m.receive_count,
             );
+            spans.push(span.clone());
             let _enter = span.enter();
             if let Some(g) = m.group_id.as_deref()
                 && failed_groups.contains(g)
@@ -196,8 +198,17 @@ impl Processor {
                 }
                 Status::Failed(Failure::Store)
             } else if held {
+                info!(
+                    reason = "held_back",
+                    "written, but reported failed behind a failed message of its group"
+                );
                 Status::Failed(Failure::HeldBack)
             } else {
+                info!(
+                    outcome = "recorded",
+                    records = record_counts[i],
+                    "event recorded"
+                );
                 Status::Recorded {
                     records: record_counts[i],
                 }

@@ -396,3 +396,26 @@ pub fn event(
         "eventData": { "oldData": old, "newData": new }
     })
 }
+
+impl TestStack {
+    /// The listener program with a clean environment pointing at this stack:
+    /// fake credentials, no metadata lookups, this test's table and queue.
+    /// `bin` is the program's path, `env!("CARGO_BIN_EXE_it-listener")` in a test.
+    pub fn listener_command(&self, bin: &str) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(bin);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", REGION)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.stack.dynamodb)
+            .env("AWS_ENDPOINT_URL_SQS", &self.stack.moto)
+            .env("AWS_ENDPOINT_URL_SNS", &self.stack.moto)
+            .env("ACTIVITY_TABLE", &self.provisioned.table)
+            .env("ACTIVITY_QUEUE_URL", &self.provisioned.queue_url)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+}

@@ -12,7 +12,11 @@ use uuid::Uuid;
 
 /// CONTRACTS §2 plus the finance event: (event type, publishing domain, expected
 /// activity type and target type; None for "no activity").
-type Expected = (&'static str, &'static str, Option<(&'static str, &'static str)>);
+type Expected = (
+    &'static str,
+    &'static str,
+    Option<(&'static str, &'static str)>,
+);
 
 const EXPECTED: &[Expected] = &[
     ("PersonCreatedEvent", "person", Some(("create", "person"))),

@@ -3,5 +3,10 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The listener program, built by this package for its tests.
+const LISTENER: &str = env!("CARGO_BIN_EXE_it-listener");
+
+mod crash;
 mod foundation;
+mod lambda;
 mod listener;

@@ -1,0 +1,117 @@
+//! The worker killed with SIGKILL in the middle of its work loses nothing and
+//! records nothing twice.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use integration_tests::{TestStack, event, provisioned};
+use serde_json::json;
+use uuid::Uuid;
+
+fn worker(s: &TestStack) -> tokio::process::Child {
+    s.listener_command(crate::LISTENER)
+        .args([
+            "poll",
+            "--wait-secs",
+            "1",
+            "--visibility-secs",
+            "3",
+            "--retry-delay-secs",
+            "0",
+            "--concurrency",
+            "2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn worker_killed_mid_batch_and_restarted_records_every_event_once() {
+    let s = provisioned(false).await;
+    const EVENTS: usize = 300;
+    let targets: Vec<Uuid> = (0..EVENTS).map(|_| Uuid::new_v4()).collect();
+    for chunk in targets.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let body = event("PersonUpdatedEvent", *t, json!({"n": 1}), json!({"n": 2}));
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body.to_string())
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        s.sqs
+            .send_message_batch()
+            .queue_url(&s.provisioned.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let mut first = worker(&s);
+    // Kill it once it has written some records but long before it is done.
+    wait_for("first records", 60, async || s.item_count().await >= 20).await;
+    first.start_kill().unwrap(); // SIGKILL: no chance to finish the batch
+    first.wait().await.unwrap();
+    let after_kill = s.item_count().await;
+    assert!(
+        after_kill < EVENTS,
+        "the worker was killed before finishing ({after_kill})"
+    );
+
+    let mut second = worker(&s);
+    wait_for("every event recorded", 120, async || {
+        s.item_count().await >= EVENTS
+    })
+    .await;
+    wait_for("the queue to empty", 60, async || {
+        s.queue_depth(&s.provisioned.queue_url).await == 0
+    })
+    .await;
+    second.start_kill().unwrap();
+    second.wait().await.unwrap();
+
+    assert_eq!(
+        s.item_count().await,
+        EVENTS,
+        "one record per event, no more"
+    );
+    for t in &targets {
+        assert_eq!(s.activities(*t).await.len(), 1, "target {t}");
+    }
+    assert_eq!(s.queue_depth(&s.provisioned.dlq_url).await, 0);
+}
+
+#[tokio::test]
+async fn worker_stops_cleanly_on_sigterm() {
+    let s = provisioned(false).await;
+    let mut w = worker(&s);
+    // Let it start polling, then ask it to stop as a container platform would.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = w.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(15), w.wait())
+        .await
+        .expect("the worker exits within 15 s of SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+}
