@@ -1,7 +1,114 @@
-//! The read-only HTTP API of activity-history. Routes arrive with the Read API work;
-//! for now the crate only names its binary's entry point.
+//! The read-only HTTP API of activity-history (CONTRACTS §4, and more).
+//!
+//! - [`http`]: the routes, one module per group, merged with docs and layers.
+//! - [`params`]: query parameters parsed into valid values, with messages that say what to fix.
+//! - [`store`]: the DynamoDB reads, each logged for support staff.
+//! - [`model`]: the JSON shapes, apart from the stored shape.
+//! - [`auth`]: bearer JWT verification (HS256, or RS256/ES256 from a JWKS).
+//! - [`correlation`]: the `x-correlation-id` of every request and log line.
+//! - [`error`]: the one error type and its JSON body.
+//! - [`config`]: the `activity-api` command line and environment.
+//! - [`app`]: the program behind the `activity-api` binary.
 
-/// Placeholder entry point: the API is not served yet.
-pub fn describe() -> &'static str {
-    "activity-api: read API of activity-history"
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::Uri;
+use tower::ServiceExt;
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod correlation;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod params;
+pub mod store;
+
+pub use http::{ApiDoc, HttpSettings};
+
+/// What every handler shares; built once per process.
+#[derive(Clone)]
+pub struct AppState {
+    /// The table.
+    pub store: store::Store,
+    /// Signs and checks page tokens.
+    pub token_key: domain::token::TokenKey,
+    /// Checks bearer tokens.
+    pub verifier: Arc<auth::Verifier>,
+}
+
+/// The router, built apart from serving so tests call it without a socket.
+pub fn router(state: AppState, settings: &HttpSettings) -> Router {
+    http::router(state, settings)
+}
+
+/// Lower-cases `/api/...` paths before routing: callers use both `activityhistory`
+/// and `activityHistory` (CONTRACTS §4), and ids are GUIDs, whose case does not matter.
+pub fn normalize_path(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if path.len() >= 5
+        && path[..5].eq_ignore_ascii_case("/api/")
+        && path.bytes().any(|b| b.is_ascii_uppercase())
+    {
+        let lowered = path.to_ascii_lowercase();
+        let pq = match req.uri().query() {
+            Some(q) => format!("{lowered}?{q}"),
+            None => lowered,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(p) = pq.parse() {
+            parts.path_and_query = Some(p);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
+
+/// The service to serve: the router behind path normalisation.
+pub fn app(
+    state: AppState,
+    settings: &HttpSettings,
+) -> impl tower::Service<
+    Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    router(state, settings).map_request(normalize_path)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets requests in
+/// flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    settings: &HttpSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service = app(state, settings);
+    axum::serve(listener, tower::make::Shared::new(service))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves API Gateway (HTTP API, payload v2) requests through the same router
+/// when running on AWS Lambda.
+pub async fn run_lambda(
+    state: AppState,
+    settings: &HttpSettings,
+) -> Result<(), lambda_http::Error> {
+    let service = app(state, settings);
+    lambda_http::run(tower::service_fn(move |req: lambda_http::Request| {
+        let service = service.clone();
+        async move { service.oneshot(req.map(axum::body::Body::new)).await }
+    }))
+    .await
 }

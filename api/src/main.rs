@@ -1,5 +1,6 @@
-//! `activity-api`: serves a target's history over HTTP.
+//! `activity-api`: a thin binary over [`api::app::main`].
 
-fn main() {
-    println!("{}", api::describe());
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    api::app::main().await
 }

@@ -419,3 +419,124 @@ impl TestStack {
         c
     }
 }
+
+/// The HS256 secret test APIs trust.
+pub const JWT_SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
+/// The page-token key test APIs use.
+pub const TOKEN_KEY: &str = "test-page-token-key-0123456789";
+
+/// A running API on a loopback port, stopped when dropped.
+pub struct RunningApi {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for RunningApi {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// The path of a file under `tests/fixtures`.
+pub fn fixture(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(path)
+}
+
+impl TestStack {
+    /// The API's state for this stack's table with the given authentication.
+    pub async fn api_state(&self, auth: api::auth::AuthConfig) -> api::AppState {
+        api::AppState {
+            store: api::store::Store {
+                client: self.dynamodb.clone(),
+                table: self.provisioned.table.clone(),
+            },
+            token_key: domain::token::TokenKey::new(TOKEN_KEY.as_bytes().to_vec()).expect("key"),
+            verifier: std::sync::Arc::new(api::auth::Verifier::new(auth).await.expect("verifier")),
+        }
+    }
+
+    /// Serves the API over real HTTP on a free loopback port.
+    pub async fn serve_api(&self, auth: api::auth::AuthConfig) -> RunningApi {
+        let state = self.api_state(auth).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let settings = api::HttpSettings {
+            cors_origins: vec!["https://frontend.example".into()],
+            request_timeout: Duration::from_secs(10),
+        };
+        tokio::spawn(async move {
+            let _ = api::serve(listener, state, &settings, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        RunningApi {
+            base,
+            stop: Some(tx),
+        }
+    }
+
+    /// Writes activities straight to the table.
+    pub async fn put_items(&self, items: Vec<domain::item::Item>) {
+        for item in items {
+            self.dynamodb
+                .put_item()
+                .table_name(&self.provisioned.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .expect("put_item");
+        }
+    }
+}
+
+/// Authentication with the test HS256 secret only.
+pub fn hs256_auth() -> api::auth::AuthConfig {
+    api::auth::AuthConfig {
+        hs256_secret: Some(JWT_SECRET.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+/// A valid HS256 token for the test secret with the given extra claims.
+pub fn hs256_token(extra: serde_json::Value) -> String {
+    sign(
+        jsonwebtoken::Algorithm::HS256,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        None,
+        extra,
+    )
+}
+
+/// Signs claims (`sub`, `iat`, `nbf`, `exp` in an hour, merged with `extra`).
+pub fn sign(
+    alg: jsonwebtoken::Algorithm,
+    key: &jsonwebtoken::EncodingKey,
+    kid: Option<&str>,
+    extra: serde_json::Value,
+) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut claims = serde_json::json!({
+        "sub": "tester", "name": "Test User", "email": "tester@example.gov.uk",
+        "groups": ["housing-staff"], "iat": now, "nbf": now, "exp": now + 3600,
+    });
+    if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, &claims, key).expect("sign")
+}

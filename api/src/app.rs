@@ -1,0 +1,91 @@
+//! The `activity-api` program behind the thin binary.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+use crate::config::{Command, Config};
+use crate::{AppState, auth, store};
+
+/// Signs a development token with the configured HS256 secret.
+pub fn dev_token(secret: &[u8], sub: &str, groups: &[String], hours: u64) -> Result<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let claims = serde_json::json!({
+        "sub": sub, "name": sub, "email": format!("{sub}@localhost"), "groups": groups,
+        "iat": now, "nbf": now, "exp": now + hours * 3600,
+    });
+    Ok(jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )?)
+}
+
+/// The whole `activity-api` program: parse configuration, set up JSON logging,
+/// build the client and verifier once, and serve (HTTP or Lambda).
+pub async fn main() -> Result<()> {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(std::io::stderr)
+        .init();
+    if let Some(Command::DevToken { sub, groups, hours }) = &config.command {
+        let Some(secret) = &config.jwt_secret else {
+            bail!("dev-token needs ACTIVITY_JWT_SECRET");
+        };
+        println!("{}", dev_token(secret.as_bytes(), sub, groups, *hours)?);
+        return Ok(());
+    }
+    let token_key = domain::token::TokenKey::new(config.token_key.clone().into_bytes())
+        .context("ACTIVITY_TOKEN_KEY must be at least 16 bytes")?;
+    let verifier = auth::Verifier::new(config.auth()).await?;
+    let sdk = aws_config::load_from_env().await;
+    let state = AppState {
+        store: store::Store {
+            client: aws_sdk_dynamodb::Client::new(&sdk),
+            table: config.table.clone(),
+        },
+        token_key,
+        verifier: Arc::new(verifier),
+    };
+    let settings = config.http();
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return crate::run_lambda(state, &settings)
+            .await
+            .map_err(|e| anyhow::anyhow!(e));
+    }
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    tracing::info!(addr = %listener.local_addr()?, table = %config.table, "activity-api listening");
+    crate::serve(listener, state, &settings, shutdown_signal()).await?;
+    tracing::info!("activity-api stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

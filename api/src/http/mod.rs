@@ -1,0 +1,101 @@
+//! The HTTP surface: one module per route group, merged here with the docs, the
+//! authentication boundary and the cross-cutting layers.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, Method, StatusCode, header};
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::AppState;
+use crate::{auth, correlation};
+
+pub(crate) mod activities;
+pub(crate) mod health;
+
+/// The OpenAPI document, generated from the handlers and types.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "activity-history",
+        description = "Who changed what, when, and from what to what: the history of every entity on the housing and finance platform.",
+    ),
+    paths(activities::list, activities::by_id, activities::export, health::ping),
+    components(schemas(crate::model::PageJson, crate::model::ActivityJson, crate::error::ErrorBody)),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "history", description = "A target's history"),
+        (name = "health", description = "Liveness of the API and its table"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.bearer_format = Some("JWT".into());
+        http.description = Some(
+            "A JWT signed by the platform's identity provider (claims: sub, email, name, groups)."
+                .into(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(http));
+    }
+}
+
+/// Cross-cutting settings of the router.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Origins allowed to call from a browser; empty allows none.
+    pub cors_origins: Vec<String>,
+    /// Longest a request may take before a 503.
+    pub request_timeout: Duration,
+}
+
+/// The whole router: protected history routes, open health and docs, and layers.
+pub(crate) fn router(state: AppState, settings: &HttpSettings) -> Router {
+    let protected = activities::router().route_layer(axum::middleware::from_fn_with_state(
+        state.verifier.clone(),
+        auth::require,
+    ));
+    let origins: Vec<_> = settings
+        .cors_origins
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            correlation::HEADER,
+        ])
+        .expose_headers([
+            correlation::HEADER,
+            header::LINK,
+            HeaderName::from_static("content-disposition"),
+        ]);
+    Router::new()
+        .merge(protected)
+        .merge(health::router())
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", ApiDoc::openapi()))
+        .fallback(|| async {
+            crate::error::ApiError::NotFound("no such route; see /docs for the API".into())
+        })
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
+        .layer(cors)
+        .layer(axum::middleware::from_fn(correlation::layer))
+}

@@ -1,0 +1,348 @@
+//! Query parameters, parsed into values that are valid once they exist. Each
+//! rejection says what to send instead.
+
+use domain::event::parse_guid;
+use domain::{ActivityType, Timestamp};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The largest page a caller may ask for (the old service had no bound).
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// The page size when none is given (CONTRACTS §4).
+pub const DEFAULT_PAGE_SIZE: u32 = 10;
+
+/// Newest first (the contract's order) or oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Newest first.
+    #[default]
+    Desc,
+    /// Oldest first.
+    Asc,
+}
+
+impl Order {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Desc => "desc",
+            Self::Asc => "asc",
+        }
+    }
+}
+
+/// Filters shared by the list and the export.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// Only these activity types; empty means all. Sorted, no repeats.
+    pub types: Vec<ActivityType>,
+    /// `createdAt` at or after this.
+    pub from: Option<Timestamp>,
+    /// `createdAt` at or before this.
+    pub to: Option<Timestamp>,
+    /// Direction.
+    pub order: Order,
+}
+
+impl Filters {
+    /// A canonical rendering, so a page token can be bound to the query it came from.
+    pub fn fingerprint(&self) -> String {
+        let types: Vec<&str> = self.types.iter().map(|t| t.as_str()).collect();
+        format!(
+            "types={};from={};to={};order={}",
+            types.join(","),
+            self.from.map(|t| t.to_table_string()).unwrap_or_default(),
+            self.to.map(|t| t.to_table_string()).unwrap_or_default(),
+            self.order.as_str()
+        )
+    }
+}
+
+/// `GET /api/v1/activityhistory` parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Whose history.
+    pub target_id: Uuid,
+    /// Items per page, 1..=100.
+    pub page_size: u32,
+    /// Where the previous page ended, as issued by this API.
+    pub token: Option<String>,
+    /// Filters and order.
+    pub filters: Filters,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+/// `GET /api/v1/activityhistory/export` parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportQuery {
+    /// Whose history.
+    pub target_id: Uuid,
+    /// Output format.
+    pub format: Format,
+    /// Filters and order.
+    pub filters: Filters,
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(msg.into())
+}
+
+/// The raw pairs of a query string; a name may repeat.
+fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn single<'a>(pairs: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut it = pairs.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name));
+    let first = it.next().map(|(_, v)| v.as_str());
+    if it.next().is_some() {
+        return Err(bad(format!("{name} is given more than once; send it once")));
+    }
+    Ok(first)
+}
+
+fn target_id(pairs: &[(String, String)]) -> Result<Uuid, ApiError> {
+    match single(pairs, "targetId")? {
+        None => Err(bad(
+            "targetId is required: the GUID of the entity whose history you want",
+        )),
+        Some(v) if v.trim().is_empty() => Err(bad(
+            "targetId is empty: send the GUID of the entity whose history you want",
+        )),
+        Some(v) => match parse_guid(v) {
+            Some(id) if !id.is_nil() => Ok(id),
+            Some(_) => Err(bad(
+                "targetId is the empty GUID: send the GUID of a real entity",
+            )),
+            None => Err(bad(
+                "targetId is not a GUID (expected e.g. 6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7)",
+            )),
+        },
+    }
+}
+
+/// Parses `from`/`to`: a date-time (any offset, 0-7 fraction digits) or a date,
+/// which means the start of that day for `from` and its end for `to`.
+fn bound(
+    pairs: &[(String, String)],
+    name: &str,
+    end_of_day: bool,
+) -> Result<Option<Timestamp>, ApiError> {
+    let Some(v) = single(pairs, name)? else {
+        return Ok(None);
+    };
+    let v = v.trim();
+    let parsed = if v.len() == 10 {
+        Timestamp::parse(&format!("{v}T00:00:00Z")).map(|t| {
+            if end_of_day {
+                Timestamp::from_unix(t.unix_seconds() + 86_399, 9_999_999).unwrap_or(t)
+            } else {
+                t
+            }
+        })
+    } else {
+        Timestamp::parse(v)
+    };
+    parsed.map(Some).map_err(|e| {
+        bad(format!(
+            "{name} is not a date or date-time ({}); send e.g. 2024-03-01 or 2024-03-01T09:30:00Z",
+            e.reason
+        ))
+    })
+}
+
+fn filters(pairs: &[(String, String)]) -> Result<Filters, ApiError> {
+    let mut types = Vec::new();
+    for (_, v) in pairs.iter().filter(|(k, _)| k.eq_ignore_ascii_case("type")) {
+        for t in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let parsed = ActivityType::parse(t).ok_or_else(|| {
+                let all: Vec<&str> = ActivityType::ALL.iter().map(|t| t.as_str()).collect();
+                bad(format!(
+                    "type `{t}` is not an activity type; use one or more of {}",
+                    all.join(", ")
+                ))
+            })?;
+            types.push(parsed);
+        }
+    }
+    types.sort();
+    types.dedup();
+    let from = bound(pairs, "from", false)?;
+    let to = bound(pairs, "to", true)?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(bad("from is after to: swap them or widen the range"));
+    }
+    let order = match single(pairs, "order")?.map(|o| o.trim().to_ascii_lowercase()) {
+        None => Order::Desc,
+        Some(o) if o == "desc" => Order::Desc,
+        Some(o) if o == "asc" => Order::Asc,
+        Some(o) => return Err(bad(format!("order `{o}` is not asc or desc"))),
+    };
+    Ok(Filters {
+        types,
+        from,
+        to,
+        order,
+    })
+}
+
+impl ListQuery {
+    /// Parses a raw query string.
+    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let p = pairs(raw);
+        let target_id = target_id(&p)?;
+        let page_size = match single(&p, "pageSize")? {
+            None => DEFAULT_PAGE_SIZE,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(n) if (1..=i64::from(MAX_PAGE_SIZE)).contains(&n) => n as u32,
+                Ok(n) if n > i64::from(MAX_PAGE_SIZE) => {
+                    return Err(bad(format!(
+                        "pageSize {n} is over the limit of {MAX_PAGE_SIZE}"
+                    )));
+                }
+                Ok(_) => {
+                    return Err(bad(format!(
+                        "pageSize must be at least 1 (and at most {MAX_PAGE_SIZE})"
+                    )));
+                }
+                Err(_) => {
+                    return Err(bad(format!(
+                        "pageSize `{v}` is not a whole number from 1 to {MAX_PAGE_SIZE}"
+                    )));
+                }
+            },
+        };
+        let token = single(&p, "paginationToken")?
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && *t != "null")
+            .map(str::to_owned);
+        Ok(Self {
+            target_id,
+            page_size,
+            token,
+            filters: filters(&p)?,
+        })
+    }
+}
+
+impl ExportQuery {
+    /// Parses a raw query string.
+    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let p = pairs(raw);
+        let target_id = target_id(&p)?;
+        let format = match single(&p, "format")?.map(|f| f.trim().to_ascii_lowercase()) {
+            None => Format::Csv,
+            Some(f) if f == "csv" => Format::Csv,
+            Some(f) if f == "ndjson" => Format::Ndjson,
+            Some(f) => return Err(bad(format!("format `{f}` is not csv or ndjson"))),
+        };
+        Ok(Self {
+            target_id,
+            format,
+            filters: filters(&p)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "targetId=6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7";
+
+    fn list(q: &str) -> Result<ListQuery, String> {
+        ListQuery::parse(Some(q)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let q = list(T).unwrap();
+        assert_eq!(q.page_size, 10);
+        assert_eq!(q.filters.order, Order::Desc);
+        assert!(q.token.is_none());
+    }
+
+    #[test]
+    fn target_id_errors_say_what_to_send() {
+        assert!(list("").unwrap_err().contains("targetId is required"));
+        assert!(list("targetId=").unwrap_err().contains("empty"));
+        assert!(list("targetId=abc").unwrap_err().contains("not a GUID"));
+        assert!(
+            list("targetId=00000000-0000-0000-0000-000000000000")
+                .unwrap_err()
+                .contains("empty GUID")
+        );
+        assert!(
+            list("targetid=6F22E9AE-3E8A-4E0E-AF46-DB02EB87F8E7").is_ok(),
+            "names and GUIDs in any case"
+        );
+    }
+
+    #[test]
+    fn page_size_bounds() {
+        for bad in ["0", "-1", "abc", "101", "1.5", ""] {
+            assert!(list(&format!("{T}&pageSize={bad}")).is_err(), "{bad}");
+        }
+        assert!(
+            list(&format!("{T}&pageSize=101"))
+                .unwrap_err()
+                .contains("limit of 100")
+        );
+        assert_eq!(list(&format!("{T}&pageSize=100")).unwrap().page_size, 100);
+    }
+
+    #[test]
+    fn filters_parse_and_canonicalise() {
+        let a = list(&format!(
+            "{T}&type=update,create&type=update&from=2024-01-01&to=2024-01-31&order=ASC"
+        ))
+        .unwrap();
+        let b = list(&format!("{T}&type=create&type=update&from=2024-01-01T00:00:00Z&to=2024-01-31T23:59:59.9999999Z&order=asc")).unwrap();
+        assert_eq!(
+            a.filters.types,
+            vec![ActivityType::Create, ActivityType::Update]
+        );
+        assert_eq!(a.filters.fingerprint(), b.filters.fingerprint());
+        assert!(
+            list(&format!("{T}&type=frob"))
+                .unwrap_err()
+                .contains("create, update")
+        );
+        assert!(list(&format!("{T}&from=yesterday")).is_err());
+        assert!(
+            list(&format!("{T}&from=2024-02-01&to=2024-01-01"))
+                .unwrap_err()
+                .contains("after")
+        );
+        assert!(list(&format!("{T}&order=sideways")).is_err());
+        assert!(
+            list(&format!("{T}&pageSize=5&pageSize=6"))
+                .unwrap_err()
+                .contains("more than once")
+        );
+    }
+
+    #[test]
+    fn export_format() {
+        assert_eq!(ExportQuery::parse(Some(T)).unwrap().format, Format::Csv);
+        assert_eq!(
+            ExportQuery::parse(Some(&format!("{T}&format=NDJSON")))
+                .unwrap()
+                .format,
+            Format::Ndjson
+        );
+        assert!(ExportQuery::parse(Some(&format!("{T}&format=xlsx"))).is_err());
+    }
+}
