@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs DynamoDB Local and moto server into ~/.cache/activity-history/ on first
-# use. Idempotent: a second run finds both and does nothing.
+# Installs DynamoDB Local, moto server and the OpenAPI validator into
+# ~/.cache/activity-history/ on first use. Idempotent: a second run finds them and
+# does nothing.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=env.sh
@@ -41,6 +42,16 @@ if [ ! -f "$MOTO_VENV/.installed" ]; then
   "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check \
     --cache-dir "$AH_CACHE/pip" "moto[server]==$MOTO_VERSION"
   touch "$MOTO_VENV/.installed"
+fi
+
+if [ ! -f "$TOOLS_VENV/.installed" ]; then
+  need python3 "validate the OpenAPI document" "apt-get install -y python3 python3-venv"
+  echo "installing openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION into $TOOLS_VENV" >&2
+  rm -rf "$TOOLS_VENV"
+  python3 -m venv "$TOOLS_VENV"
+  "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check \
+    --cache-dir "$AH_CACHE/pip" "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+  touch "$TOOLS_VENV/.installed"
 fi
 
 echo "DynamoDB Local: $DDB_DIR"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole system on this machine: starts the emulators, provisions the stack,
-# runs the listener, and stays up until Ctrl-C, then stops everything it started.
+# runs the listener and the API, and stays up until Ctrl-C, then stops everything it started.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -34,6 +34,24 @@ echo "provisioned table $ACTIVITY_TABLE and queue $ACTIVITY_QUEUE_URL" >&2
 pids+=($!)
 echo "listener polling $ACTIVITY_QUEUE_URL (logs: $AH_RUN/listener.log)" >&2
 
+# Development-only secrets: the API refuses to run without real token checks.
+export ACTIVITY_JWT_SECRET="${ACTIVITY_JWT_SECRET:-local-development-secret-not-for-production}"
+export ACTIVITY_TOKEN_KEY="${ACTIVITY_TOKEN_KEY:-local-development-page-token-key}"
+export ACTIVITY_API_ADDR="${ACTIVITY_API_ADDR:-127.0.0.1:3000}"
+"$bin/activity-api" >>"$AH_RUN/api.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 120); do
+  curl -s -o /dev/null "http://$ACTIVITY_API_ADDR/api/v1/healthcheck/ping" && break
+  sleep 0.25
+done
+token="$("$bin/activity-api" dev-token --sub developer --hours 12)"
+
+cat >&2 <<EOF
+API on http://$ACTIVITY_API_ADDR (logs: $AH_RUN/api.log)
+  docs:   http://$ACTIVITY_API_ADDR/docs/
+  token:  $token
+  try:    curl -H "Authorization: Bearer <token>" "http://$ACTIVITY_API_ADDR/api/v1/activityhistory?targetId=<guid>"
+EOF
 echo "ready; press Ctrl-C to stop" >&2
 # Wait on a child so Ctrl-C is handled at once.
 sleep infinity &

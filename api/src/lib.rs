@@ -99,16 +99,30 @@ pub async fn serve(
         .await
 }
 
+/// The same router taking the requests `lambda_http` builds from API Gateway events.
+pub fn lambda_service(
+    state: AppState,
+    settings: &HttpSettings,
+) -> impl tower::Service<
+    lambda_http::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    let service = app(state, settings);
+    tower::service_fn(move |req: lambda_http::Request| {
+        let service = service.clone();
+        async move { service.oneshot(req.map(axum::body::Body::new)).await }
+    })
+}
+
 /// Serves API Gateway (HTTP API, payload v2) requests through the same router
 /// when running on AWS Lambda.
 pub async fn run_lambda(
     state: AppState,
     settings: &HttpSettings,
 ) -> Result<(), lambda_http::Error> {
-    let service = app(state, settings);
-    lambda_http::run(tower::service_fn(move |req: lambda_http::Request| {
-        let service = service.clone();
-        async move { service.oneshot(req.map(axum::body::Body::new)).await }
-    }))
-    .await
+    lambda_http::run(lambda_service(state, settings)).await
 }

@@ -540,3 +540,11 @@ pub fn sign(
     header.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&header, &claims, key).expect("sign")
 }
+
+/// The `openapi-spec-validator` program (installed by `localstack/install.sh`).
+pub fn openapi_validator() -> anyhow::Result<PathBuf> {
+    install()?;
+    Ok(cache_dir()
+        .join(format!("tools-{}", env_sh("OPENAPI_VALIDATOR_VERSION")?))
+        .join("bin/openapi-spec-validator"))
+}

@@ -8,6 +8,7 @@ const LISTENER: &str = env!("CARGO_BIN_EXE_it-listener");
 
 mod api;
 mod crash;
+mod docs;
 mod foundation;
 mod lambda;
 mod listener;
