@@ -7,7 +7,8 @@ MOTO_VERSION="5.2.5"              # PyPI moto[server]
 DDB_DIR="$AH_CACHE/dynamodb-local-$DYNAMODB_LOCAL_VERSION"
 MOTO_VENV="$AH_CACHE/moto-$MOTO_VERSION"
 OPENAPI_VALIDATOR_VERSION="0.9.0" # PyPI openapi-spec-validator, checks the API's OpenAPI document
-TOOLS_VENV="$AH_CACHE/tools-$OPENAPI_VALIDATOR_VERSION"
+CFN_LINT_VERSION="1.58.0"        # PyPI cfn-lint, checks deploy/template.yaml
+TOOLS_VENV="$AH_CACHE/tools-$OPENAPI_VALIDATOR_VERSION-$CFN_LINT_VERSION"
 
 # The SDK must never look for credentials or a region on the EC2 metadata address.
 export AWS_EC2_METADATA_DISABLED=true

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole system on this machine: starts the emulators, provisions the stack,
-# runs the listener and the API, and stays up until Ctrl-C, then stops everything it started.
+# runs the listener and the API, publishes a few demo events, and stays up until
+# Ctrl-C, then stops everything it started.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -46,11 +47,20 @@ for _ in $(seq 1 120); do
 done
 token="$("$bin/activity-api" dev-token --sub developer --hours 12)"
 
+# Demo data, published as the domain services would: a person created and renamed,
+# a tenure created, the person added to it, and a rent transaction on it.
+demo_tenure="5c0e2b3a-94d1-4f6e-8a27-1b3c4d5e6f70"
+"$bin/activity-listener" publish --topic "$TOPIC_PERSON" "$here/demo/person.ndjson" >/dev/null
+"$bin/activity-listener" publish --topic "$TOPIC_TENURE" "$here/demo/tenure.ndjson" >/dev/null
+"$bin/activity-listener" publish --topic "$TOPIC_TRANSACTIONS" "$here/demo/transactions.ndjson" >/dev/null
+
 cat >&2 <<EOF
 API on http://$ACTIVITY_API_ADDR (logs: $AH_RUN/api.log)
+  demo tenure's history:
+          http://$ACTIVITY_API_ADDR/api/v1/activityhistory?targetId=$demo_tenure
   docs:   http://$ACTIVITY_API_ADDR/docs/
   token:  $token
-  try:    curl -H "Authorization: Bearer <token>" "http://$ACTIVITY_API_ADDR/api/v1/activityhistory?targetId=<guid>"
+  try:    curl -H "Authorization: Bearer $token" "http://$ACTIVITY_API_ADDR/api/v1/activityhistory?targetId=$demo_tenure"
 EOF
 echo "ready; press Ctrl-C to stop" >&2
 # Wait on a child so Ctrl-C is handled at once.

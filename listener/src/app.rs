@@ -6,9 +6,9 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use crate::aws::Clients;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DlqCommand};
 use crate::handler::Processor;
-use crate::{lambda, provision, worker};
+use crate::{dlq, lambda, provision, publish, worker};
 
 /// The whole `activity-listener` program: parse the command line, set up JSON
 /// logging, build the clients once and run the command.
@@ -51,6 +51,76 @@ pub async fn main() -> Result<()> {
                 worker::shutdown_signal(),
             )
             .await?
+        }
+        Command::Dlq(args) => {
+            let mapping = domain::Mapping::load(cli.mapping_file.as_deref())
+                .context("loading the mapping")?;
+            let sqs = &clients.sqs;
+            let dlq_url = match (&args.dlq_url, &args.queue_url) {
+                (Some(d), _) => d.clone(),
+                (None, Some(q)) => dlq::dlq_of(sqs, q).await?,
+                (None, None) => bail!(
+                    "name the activity queue (--queue-url or ACTIVITY_QUEUE_URL) or the DLQ (--dlq-url)"
+                ),
+            };
+            let out = match args.command {
+                DlqCommand::Stats => {
+                    serde_json::to_string_pretty(&dlq::stats(sqs, &dlq_url, &mapping).await?)?
+                }
+                DlqCommand::Peek { limit, show_data } => {
+                    dlq::peek(sqs, &dlq_url, &mapping, limit, show_data)
+                        .await?
+                        .iter()
+                        .map(serde_json::to_string)
+                        .collect::<Result<Vec<_>, _>>()?
+                        .join("\n")
+                }
+                DlqCommand::Replay {
+                    event_type,
+                    limit,
+                    dry_run,
+                    rate,
+                } => {
+                    let source = args.queue_url.as_deref().context(
+                        "replay needs the activity queue: --queue-url or ACTIVITY_QUEUE_URL",
+                    )?;
+                    let options = dlq::ReplayOptions {
+                        event_type,
+                        limit,
+                        dry_run,
+                        rate,
+                    };
+                    serde_json::to_string_pretty(
+                        &dlq::replay(sqs, &dlq_url, source, &options).await?,
+                    )?
+                }
+                DlqCommand::Export { out } => {
+                    let n = dlq::export(sqs, &dlq_url, &out).await?;
+                    serde_json::json!({ "exported": n, "file": out }).to_string()
+                }
+            };
+            println!("{out}");
+        }
+        Command::Publish(args) => {
+            let mapping = domain::Mapping::load(cli.mapping_file.as_deref())
+                .context("loading the mapping")?;
+            let to = match (args.topic, args.queue_url) {
+                (Some(t), _) => publish::Destination::Topic(t),
+                (None, Some(q)) => publish::Destination::Queue(q),
+                (None, None) => bail!("name a destination: --topic or --queue-url"),
+            };
+            let report = if args.file.as_os_str() == "-" {
+                publish::publish(&clients, &to, std::io::stdin().lock(), &mapping).await?
+            } else {
+                let f = std::fs::File::open(&args.file)
+                    .with_context(|| format!("opening {}", args.file.display()))?;
+                publish::publish(&clients, &to, std::io::BufReader::new(f), &mapping).await?
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.bad_lines.is_empty() || !report.failed_lines.is_empty() {
+                // Scripts notice; the good lines were published all the same.
+                std::process::exit(2);
+            }
         }
         Command::Provision { prefix, standard } => {
             let spec = provision::Spec {

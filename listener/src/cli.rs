@@ -32,6 +32,11 @@ pub enum Command {
     Lambda,
     /// Long-poll the activity queue until SIGTERM or Ctrl-C.
     Poll(PollArgs),
+    /// Inspect and replay the dead-letter queue.
+    Dlq(DlqArgs),
+    /// Publish events from an NDJSON file (backfill, or activities created by hand),
+    /// checked line by line with the listener's own parser and mapping.
+    Publish(PublishArgs),
     /// Create the table, one FIFO topic per domain, the activity queue with its
     /// dead-letter queue and the subscriptions; existing ones are kept.
     Provision {
@@ -42,6 +47,73 @@ pub enum Command {
         #[arg(long)]
         standard: bool,
     },
+}
+
+/// Options of `activity-listener dlq`.
+#[derive(Debug, clap::Args)]
+pub struct DlqArgs {
+    /// The activity queue; its redrive policy names the dead-letter queue, and
+    /// `replay` sends messages back to it.
+    #[arg(long, env = "ACTIVITY_QUEUE_URL")]
+    pub queue_url: Option<String>,
+    /// The dead-letter queue, when it cannot be found from the activity queue.
+    #[arg(long)]
+    pub dlq_url: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DlqCommand,
+}
+
+/// Dead-letter commands.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Count messages by reason class (malformed, unmapped, recordable) and event type.
+    Stats,
+    /// Show messages without consuming them (each is made visible again at once).
+    Peek {
+        /// At most this many.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Include each message's body, which holds residents' data.
+        #[arg(long)]
+        show_data: bool,
+    },
+    /// Move messages back to the activity queue; each is deleted from the DLQ only
+    /// after it was sent.
+    Replay {
+        /// Only messages of this event type.
+        #[arg(long)]
+        event_type: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Say what would be replayed, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// At most this many messages a second.
+        #[arg(long)]
+        rate: Option<f64>,
+    },
+    /// Write every message to an NDJSON file for offline inspection; nothing is deleted.
+    Export {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Options of `activity-listener publish`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["topic", "queue_url"])))]
+pub struct PublishArgs {
+    /// SNS topic ARN to publish to.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// SQS queue URL to send to instead.
+    #[arg(long)]
+    pub queue_url: Option<String>,
+    /// NDJSON file of events, one per line; `-` reads standard input.
+    pub file: PathBuf,
 }
 
 /// Options of `activity-listener poll`.

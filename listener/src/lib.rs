@@ -5,6 +5,8 @@
 //! - [`store`]: batched, deduplicated, retried writes that fit the item size limit.
 //! - [`worker`]: the long-polling runner (`activity-listener poll`).
 //! - [`lambda`]: the AWS Lambda runner (`batchItemFailures`).
+//! - [`dlq`]: dead-letter stats, peek, replay and export, losing nothing.
+//! - [`publish`]: events from NDJSON, checked and published in batches (backfill).
 //! - [`metrics`]: counters per outcome, CloudWatch Embedded Metric Format.
 //! - [`provision`]: the table, topics, queues and subscriptions, created idempotently.
 //! - [`aws`]: SDK clients built once from the standard AWS variables.
@@ -14,9 +16,11 @@
 pub mod app;
 pub mod aws;
 pub mod cli;
+pub mod dlq;
 pub mod handler;
 pub mod lambda;
 pub mod metrics;
 pub mod provision;
+pub mod publish;
 pub mod store;
 pub mod worker;

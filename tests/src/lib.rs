@@ -545,6 +545,10 @@ pub fn sign(
 pub fn openapi_validator() -> anyhow::Result<PathBuf> {
     install()?;
     Ok(cache_dir()
-        .join(format!("tools-{}", env_sh("OPENAPI_VALIDATOR_VERSION")?))
+        .join(format!(
+            "tools-{}-{}",
+            env_sh("OPENAPI_VALIDATOR_VERSION")?,
+            env_sh("CFN_LINT_VERSION")?
+        ))
         .join("bin/openapi-spec-validator"))
 }

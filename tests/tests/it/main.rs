@@ -12,3 +12,4 @@ mod docs;
 mod foundation;
 mod lambda;
 mod listener;
+mod operations;

@@ -1,0 +1,514 @@
+//! Dead-letter tooling: see what failed, fix it, replay it, without losing a
+//! message. Every command but `replay` leaves the dead-letter queue as it found it:
+//! messages are received (hidden), read, and made visible again at once.
+//!
+//! On a FIFO dead-letter queue SQS hands out only the first message of each group
+//! until that one is deleted, so `stats`, `peek` and `export` see the head of each
+//! group, and `replay` works through a group in order.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName as A, QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use domain::event::EventLabels;
+use domain::{Mapping, TransformError};
+use serde::Serialize;
+
+use crate::aws::err;
+
+/// How long a message read by a command stays hidden before it is released.
+const HOLD_SECS: i32 = 120;
+/// SQS FIFO deduplication window.
+const DEDUP_WINDOW_MS: u128 = 5 * 60 * 1000;
+
+/// One dead-lettered message, as read.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// SQS message id.
+    pub message_id: String,
+    /// Handle to release or delete it.
+    pub receipt_handle: String,
+    /// The event as published.
+    pub body: String,
+    /// FIFO message group.
+    pub group_id: Option<String>,
+    /// FIFO deduplication id.
+    pub dedup_id: Option<String>,
+    /// Times received (on the source queue, then here).
+    pub receive_count: Option<u32>,
+    /// When it was first sent (epoch ms).
+    pub sent_ms: Option<u128>,
+    /// When it was first received (epoch ms).
+    pub first_received_ms: Option<u128>,
+}
+
+/// Why a message is in the dead-letter queue, judged against the current mapping.
+pub fn reason_class(body: &str, mapping: &Mapping) -> &'static str {
+    match domain::transform(body.as_bytes(), mapping) {
+        Err(e @ (TransformError::Malformed(_) | TransformError::Unmapped(_))) => e.reason_class(),
+        // It would be recorded now: it failed to store, or its mapping was added since.
+        Ok(_) => "recordable",
+    }
+}
+
+/// Finds the dead-letter queue of `queue_url` from its redrive policy.
+pub async fn dlq_of(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<String> {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .map_err(err)
+        .with_context(|| format!("reading the redrive policy of {queue_url}"))?;
+    let policy = attrs
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+        .with_context(|| {
+            format!("{queue_url} has no redrive policy; name the DLQ with --dlq-url")
+        })?;
+    let v: serde_json::Value =
+        serde_json::from_str(policy).context("redrive policy is not JSON")?;
+    let arn = v["deadLetterTargetArn"]
+        .as_str()
+        .context("redrive policy has no deadLetterTargetArn")?;
+    // arn:aws:sqs:REGION:ACCOUNT:NAME
+    let parts: Vec<&str> = arn.split(':').collect();
+    let (Some(account), Some(name)) = (parts.get(4), parts.get(5)) else {
+        bail!("dead-letter ARN {arn} is not an SQS queue ARN");
+    };
+    let out = sqs
+        .get_queue_url()
+        .queue_name(*name)
+        .queue_owner_aws_account_id(*account)
+        .send()
+        .await
+        .map_err(err)
+        .with_context(|| format!("looking up the queue URL of {arn}"))?;
+    out.queue_url()
+        .map(str::to_owned)
+        .context("no URL for the dead-letter queue")
+}
+
+fn ms(v: Option<&String>) -> Option<u128> {
+    v.and_then(|s| s.parse().ok())
+}
+
+async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, max: i32) -> Result<Vec<DeadLetter>> {
+    let out = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(max.clamp(1, 10))
+        .visibility_timeout(HOLD_SECS)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(A::All)
+        .send()
+        .await
+        .map_err(err)?;
+    Ok(out
+        .messages()
+        .iter()
+        .map(|m| {
+            let attr = |n: A| m.attributes().and_then(|a| a.get(&n));
+            DeadLetter {
+                message_id: m.message_id().unwrap_or_default().to_owned(),
+                receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
+                body: m.body().unwrap_or_default().to_owned(),
+                group_id: attr(A::MessageGroupId).cloned(),
+                dedup_id: attr(A::MessageDeduplicationId).cloned(),
+                receive_count: attr(A::ApproximateReceiveCount).and_then(|c| c.parse().ok()),
+                sent_ms: ms(attr(A::SentTimestamp)),
+                first_received_ms: ms(attr(A::ApproximateFirstReceiveTimestamp)),
+            }
+        })
+        .collect())
+}
+
+/// Reads up to `limit` messages (all when `None`), keeping them hidden; call
+/// [`release`] to make them visible again.
+pub async fn scan(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    limit: Option<usize>,
+) -> Result<Vec<DeadLetter>> {
+    let mut seen = HashSet::new();
+    let mut all = Vec::new();
+    let mut empty_receives = 0;
+    loop {
+        let want = limit.map_or(10, |l| l.saturating_sub(all.len()).min(10));
+        if want == 0 {
+            break;
+        }
+        let batch = receive(sqs, url, want as i32).await?;
+        if batch.is_empty() {
+            // An empty receive can be a sampling miss on a large queue; two in a row is the end.
+            empty_receives += 1;
+            if empty_receives >= 2 {
+                break;
+            }
+            continue;
+        }
+        empty_receives = 0;
+        for m in batch {
+            if seen.insert(m.message_id.clone()) {
+                all.push(m);
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// Makes messages visible again at once.
+pub async fn release(sqs: &aws_sdk_sqs::Client, url: &str, messages: &[DeadLetter]) -> Result<()> {
+    for chunk in messages.chunks(10) {
+        let entries: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&m.receipt_handle)
+                    .visibility_timeout(0)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        sqs.change_message_visibility_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Counts by reason class and event type.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages read.
+    pub total: usize,
+    /// reason class → event type → count (`(none)` when the body names no type).
+    pub by_reason: BTreeMap<String, BTreeMap<String, usize>>,
+}
+
+/// `dlq stats`.
+pub async fn stats(sqs: &aws_sdk_sqs::Client, url: &str, mapping: &Mapping) -> Result<Stats> {
+    let messages = scan(sqs, url, None).await?;
+    release(sqs, url, &messages).await?;
+    let mut by_reason: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for m in &messages {
+        let event_type = EventLabels::peek(m.body.as_bytes())
+            .event_type
+            .unwrap_or_else(|| "(none)".into());
+        *by_reason
+            .entry(reason_class(&m.body, mapping).to_owned())
+            .or_default()
+            .entry(event_type)
+            .or_default() += 1;
+    }
+    Ok(Stats {
+        total: messages.len(),
+        by_reason,
+    })
+}
+
+/// One line of `dlq peek`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeekRow {
+    /// SQS message id.
+    pub message_id: String,
+    /// The event's id, if readable.
+    pub event_id: Option<String>,
+    /// The event's type, if readable.
+    pub event_type: Option<String>,
+    /// `malformed`, `unmapped` or `recordable`.
+    pub reason_class: &'static str,
+    /// Times received.
+    pub receive_count: Option<u32>,
+    /// When first received, epoch milliseconds.
+    pub first_seen_ms: Option<u128>,
+    /// The body, only with `--show-data` (it holds residents' data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// `dlq peek`.
+pub async fn peek(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    mapping: &Mapping,
+    limit: usize,
+    show_data: bool,
+) -> Result<Vec<PeekRow>> {
+    let messages = scan(sqs, url, Some(limit)).await?;
+    release(sqs, url, &messages).await?;
+    Ok(messages
+        .into_iter()
+        .map(|m| {
+            let labels = EventLabels::peek(m.body.as_bytes());
+            PeekRow {
+                reason_class: reason_class(&m.body, mapping),
+                message_id: m.message_id,
+                event_id: labels.event_id,
+                event_type: labels.event_type,
+                receive_count: m.receive_count,
+                first_seen_ms: m.first_received_ms.or(m.sent_ms),
+                body: show_data.then_some(m.body),
+            }
+        })
+        .collect())
+}
+
+/// `dlq export`: every readable message to NDJSON, nothing deleted.
+pub async fn export(sqs: &aws_sdk_sqs::Client, url: &str, out: &Path) -> Result<usize> {
+    let messages = scan(sqs, url, None).await?;
+    let written = (|| -> Result<()> {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
+        );
+        for m in &messages {
+            let line = serde_json::json!({
+                "messageId": m.message_id,
+                "messageGroupId": m.group_id,
+                "messageDeduplicationId": m.dedup_id,
+                "receiveCount": m.receive_count,
+                "sentTimestamp": m.sent_ms.map(|v| v as u64),
+                "body": m.body,
+            });
+            writeln!(f, "{line}")?;
+        }
+        f.flush()?;
+        Ok(())
+    })();
+    // Release whatever happened to the file.
+    release(sqs, url, &messages).await?;
+    written?;
+    Ok(messages.len())
+}
+
+/// What `replay` should do.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// Only messages of this event type.
+    pub event_type: Option<String>,
+    /// At most this many messages.
+    pub limit: Option<usize>,
+    /// Report what would be replayed; change nothing.
+    pub dry_run: bool,
+    /// At most this many messages a second.
+    pub rate: Option<f64>,
+}
+
+/// What `replay` did.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayReport {
+    /// Sent back to the source queue and deleted from the DLQ.
+    pub replayed: usize,
+    /// Would have been replayed (dry run).
+    pub would_replay: usize,
+    /// Left in the DLQ because they do not match the filter.
+    pub skipped: usize,
+    /// Sent, but could not be deleted from the DLQ (they will be replayed again; harmless).
+    pub not_deleted: usize,
+    /// Could not be sent; still in the DLQ.
+    pub send_failed: usize,
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// `dlq replay`: moves messages back to the source queue. A message is deleted from
+/// the DLQ only after its send succeeded, so a replay killed part way loses nothing
+/// (a message sent twice is harmless: records are idempotent).
+pub async fn replay(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    source_url: &str,
+    options: &ReplayOptions,
+) -> Result<ReplayReport> {
+    let fifo = source_url.ends_with(".fifo");
+    let mut report = ReplayReport::default();
+    let mut held: Vec<DeadLetter> = Vec::new();
+    let mut seen = HashSet::new();
+    let started = Instant::now();
+    let mut sent_total = 0usize;
+    let mut empty_receives = 0;
+    loop {
+        let done = report.replayed + report.would_replay + report.not_deleted;
+        if options.limit.is_some_and(|l| done >= l) {
+            break;
+        }
+        let want = options.limit.map_or(10, |l| (l - done).min(10));
+        let batch = receive(sqs, dlq_url, want as i32).await?;
+        if batch.is_empty() {
+            empty_receives += 1;
+            if empty_receives >= 2 {
+                break;
+            }
+            continue;
+        }
+        empty_receives = 0;
+        let mut to_send = Vec::new();
+        for m in batch {
+            if !seen.insert(m.message_id.clone()) {
+                // Held past its hiding time and handed out again: keep the new handle.
+                if let Some(h) = held.iter_mut().find(|h| h.message_id == m.message_id) {
+                    h.receipt_handle = m.receipt_handle;
+                }
+                continue;
+            }
+            let matches = options.event_type.as_deref().is_none_or(|t| {
+                EventLabels::peek(m.body.as_bytes()).event_type.as_deref() == Some(t)
+            });
+            if !matches {
+                report.skipped += 1;
+                held.push(m);
+            } else if options.dry_run {
+                report.would_replay += 1;
+                held.push(m);
+            } else {
+                to_send.push(m);
+            }
+        }
+        if to_send.is_empty() {
+            continue;
+        }
+        if let Some(rate) = options.rate.filter(|r| *r > 0.0) {
+            // Pace sends so the total never runs ahead of `rate` per second.
+            let due = Duration::from_secs_f64((sent_total + to_send.len()) as f64 / rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let entries: Vec<_> = to_send
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                let mut e = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&m.body);
+                if fifo {
+                    let group = m.group_id.clone().unwrap_or_else(|| "replay".into());
+                    // Keep the original deduplication id, unless it is still inside
+                    // SQS's five-minute window: then SQS would silently drop the
+                    // replay as a duplicate and the message would be lost.
+                    let original = m.dedup_id.clone().unwrap_or_else(|| m.message_id.clone());
+                    let recent = m
+                        .sent_ms
+                        .is_none_or(|s| now_ms().saturating_sub(s) < DEDUP_WINDOW_MS);
+                    let dedup = if recent {
+                        format!(
+                            "{}-replay-{}",
+                            truncate(&original, 100),
+                            m.receive_count.unwrap_or(0)
+                        )
+                    } else {
+                        original
+                    };
+                    e = e.message_group_id(group).message_deduplication_id(dedup);
+                }
+                e.build().ok()
+            })
+            .collect();
+        let out = sqs
+            .send_message_batch()
+            .queue_url(source_url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        let sent: Vec<usize> = match out {
+            Ok(o) => {
+                report.send_failed += o.failed().len();
+                o.successful()
+                    .iter()
+                    .filter_map(|s| s.id().parse().ok())
+                    .collect()
+            }
+            Err(e) => {
+                tracing::warn!(error = %err(e), "send to the source queue failed; messages stay in the DLQ");
+                report.send_failed += to_send.len();
+                Vec::new()
+            }
+        };
+        sent_total += sent.len();
+        let delete: Vec<_> = sent
+            .iter()
+            .filter_map(|&i| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&to_send[i].receipt_handle)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if delete.is_empty() {
+            continue;
+        }
+        match sqs
+            .delete_message_batch()
+            .queue_url(dlq_url)
+            .set_entries(Some(delete))
+            .send()
+            .await
+        {
+            Ok(o) => {
+                report.replayed += o.successful().len();
+                report.not_deleted += o.failed().len();
+            }
+            Err(e) => {
+                tracing::warn!(error = %err(e), "sent messages could not be deleted from the DLQ; they may be replayed twice");
+                report.not_deleted += sent.len();
+            }
+        }
+    }
+    if let Err(e) = release(sqs, dlq_url, &held).await {
+        // They become visible by themselves when their hiding time ends.
+        tracing::warn!(error = %e, "could not release held messages at once");
+    }
+    Ok(report)
+}
+
+fn truncate(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_class_is_judged_against_the_current_mapping() {
+        let m = Mapping::default();
+        assert_eq!(reason_class("nope", &m), "malformed");
+        let ev = serde_json::json!({
+            "id": "3f0b8f5e-0c7c-4a3e-9b1e-2f1d7f6a9c11", "eventType": "WidgetEvent", "sourceDomain": "W",
+            "sourceSystem": "WAPI", "dateTime": "2024-01-01T00:00:00Z", "entityId": "6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7"
+        })
+        .to_string();
+        assert_eq!(reason_class(&ev, &m), "unmapped");
+        let mut fixed = Mapping::default();
+        fixed
+            .overlay_str(
+                "[events]\nWidgetEvent = { activity = \"create\", targetType = \"widget\" }",
+                false,
+            )
+            .unwrap();
+        assert_eq!(reason_class(&ev, &fixed), "recordable");
+    }
+}
