@@ -27,6 +27,9 @@ pub enum ApiError {
     /// The URI is longer than the API reads.
     #[error("{0}")]
     UriTooLong(String),
+    /// The headers are larger than the API reads.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// The table could not be reached.
     #[error("the activity store is unavailable; try again shortly")]
     Unavailable(#[source] anyhow::Error),
@@ -58,6 +61,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -135,6 +135,10 @@ pub struct PollArgs {
     /// Seconds before a failed message is offered again.
     #[arg(long, env = "ACTIVITY_RETRY_DELAY_SECS", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=43_200))]
     pub retry_delay_secs: i32,
+    /// Seconds before a message whose records could not be written is offered
+    /// again; long enough that a DynamoDB outage does not dead-letter it.
+    #[arg(long, env = "ACTIVITY_STORE_RETRY_SECS", default_value_t = 30, value_parser = clap::value_parser!(i32).range(0..=43_200))]
+    pub store_retry_secs: i32,
 }
 
 impl PollArgs {
@@ -147,6 +151,7 @@ impl PollArgs {
             batch_size: 10,
             visibility_secs: self.visibility_secs,
             retry_delay_secs: self.retry_delay_secs,
+            store_retry_secs: self.store_retry_secs,
         }
     }
 }

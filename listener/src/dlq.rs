@@ -22,8 +22,12 @@ use serde::Serialize;
 
 use crate::aws::err;
 
-/// How long a message read by a command stays hidden before it is released.
-const HOLD_SECS: i32 = 120;
+/// How long a message read by `stats`, `peek` or `export` stays hidden while the
+/// rest of the queue is read; it is released at once after.
+const SCAN_HOLD_SECS: i32 = 120;
+/// How long `replay` hides a message between receiving and sending it. Short, so a
+/// replay killed in between leaves its messages hidden only briefly.
+const REPLAY_HOLD_SECS: i32 = 20;
 /// SQS FIFO deduplication window.
 const DEDUP_WINDOW_MS: u128 = 5 * 60 * 1000;
 
@@ -100,12 +104,17 @@ fn ms(v: Option<&String>) -> Option<u128> {
     v.and_then(|s| s.parse().ok())
 }
 
-async fn receive(sqs: &aws_sdk_sqs::Client, url: &str, max: i32) -> Result<Vec<DeadLetter>> {
+async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    max: i32,
+    hold_secs: i32,
+) -> Result<Vec<DeadLetter>> {
     let out = sqs
         .receive_message()
         .queue_url(url)
         .max_number_of_messages(max.clamp(1, 10))
-        .visibility_timeout(HOLD_SECS)
+        .visibility_timeout(hold_secs)
         .wait_time_seconds(1)
         .message_system_attribute_names(A::All)
         .send()
@@ -145,7 +154,7 @@ pub async fn scan(
         if want == 0 {
             break;
         }
-        let batch = receive(sqs, url, want as i32).await?;
+        let batch = receive(sqs, url, want as i32, SCAN_HOLD_SECS).await?;
         if batch.is_empty() {
             // An empty receive can be a sampling miss on a large queue; two in a row is the end.
             empty_receives += 1;
@@ -352,7 +361,7 @@ pub async fn replay(
             break;
         }
         let want = options.limit.map_or(10, |l| (l - done).min(10));
-        let batch = receive(sqs, dlq_url, want as i32).await?;
+        let batch = receive(sqs, dlq_url, want as i32, REPLAY_HOLD_SECS).await?;
         if batch.is_empty() {
             empty_receives += 1;
             if empty_receives >= 2 {

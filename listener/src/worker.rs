@@ -14,7 +14,7 @@ use aws_sdk_sqs::types::{
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::handler::{Message, Processor};
+use crate::handler::{Failure, Message, Processor, Status};
 
 /// How the worker polls.
 #[derive(Debug, Clone)]
@@ -32,6 +32,10 @@ pub struct WorkerConfig {
     /// Seconds before a failed message is offered again (its visibility is set to
     /// this instead of waiting out the full timeout).
     pub retry_delay_secs: i32,
+    /// Seconds before a message whose records could not be written is offered
+    /// again; longer, so an outage of DynamoDB does not use up its receives and
+    /// send it to the dead-letter queue.
+    pub store_retry_secs: i32,
 }
 
 impl WorkerConfig {
@@ -45,6 +49,7 @@ impl WorkerConfig {
             batch_size: 10,
             visibility_secs: 60,
             retry_delay_secs: 10,
+            store_retry_secs: 30,
         }
     }
 }
@@ -58,6 +63,15 @@ pub struct Polled {
     pub deleted: usize,
     /// Messages left for redelivery.
     pub failed: usize,
+    /// Of those, messages whose records could not be written (a sign of an outage).
+    pub store_failed: usize,
+}
+
+/// A received batch, not yet processed.
+#[derive(Debug, Default)]
+pub struct Received {
+    messages: Vec<Message>,
+    handles: Vec<String>,
 }
 
 /// Receives one batch, processes it and acknowledges what succeeded.
@@ -66,6 +80,13 @@ pub async fn poll_once(
     sqs: &aws_sdk_sqs::Client,
     cfg: &WorkerConfig,
 ) -> Result<Polled> {
+    let batch = receive(sqs, cfg).await?;
+    Ok(handle(processor, sqs, cfg, batch).await)
+}
+
+/// Long-polls for one batch. Safe to abandon: what it received reappears after
+/// the visibility timeout.
+pub async fn receive(sqs: &aws_sdk_sqs::Client, cfg: &WorkerConfig) -> Result<Received> {
     let out = sqs
         .receive_message()
         .queue_url(&cfg.queue_url)
@@ -78,9 +99,6 @@ pub async fn poll_once(
         .await
         .map_err(crate::aws::err)?;
     let received = out.messages();
-    if received.is_empty() {
-        return Ok(Polled::default());
-    }
     let mut messages = Vec::with_capacity(received.len());
     let mut handles = Vec::with_capacity(received.len());
     for m in received {
@@ -93,6 +111,21 @@ pub async fn poll_once(
                 .and_then(|c| c.parse().ok()),
         });
         handles.push(m.receipt_handle().unwrap_or_default().to_owned());
+    }
+    Ok(Received { messages, handles })
+}
+
+/// Processes a received batch and acknowledges what succeeded. Runs to the end
+/// once started, so a shutdown never leaves a batch half done.
+pub async fn handle(
+    processor: &Processor,
+    sqs: &aws_sdk_sqs::Client,
+    cfg: &WorkerConfig,
+    batch: Received,
+) -> Polled {
+    let Received { messages, handles } = batch;
+    if messages.is_empty() {
+        return Polled::default();
     }
 
     // Keep the batch hidden while it runs long (e.g. DynamoDB throttling).
@@ -151,27 +184,49 @@ pub async fn poll_once(
             }
         }
     }
-    let failed: Vec<_> = statuses
-        .iter()
-        .zip(&handles)
-        .enumerate()
-        .filter(|(_, (s, _))| !s.is_done())
-        .map(|(i, (_, h))| (i, h))
-        .collect();
-    if !failed.is_empty() {
+    let failed_with = |store: bool| -> Vec<(usize, &String)> {
+        statuses
+            .iter()
+            .zip(&handles)
+            .enumerate()
+            .filter(|(_, (s, _))| {
+                !s.is_done()
+                    && (**s == Status::Failed(Failure::Store)
+                        || **s == Status::Failed(Failure::HeldBack))
+                        == store
+            })
+            .map(|(i, (_, h))| (i, h))
+            .collect()
+    };
+    let bad_input = failed_with(false);
+    let store_failed = failed_with(true);
+    if !bad_input.is_empty() {
         set_visibility(
             sqs,
             &cfg.queue_url,
-            failed.iter().map(|(i, h)| (*i, *h)),
+            bad_input.iter().copied(),
             cfg.retry_delay_secs,
         )
         .await;
     }
-    Ok(Polled {
+    if !store_failed.is_empty() {
+        set_visibility(
+            sqs,
+            &cfg.queue_url,
+            store_failed.iter().copied(),
+            cfg.store_retry_secs,
+        )
+        .await;
+    }
+    Polled {
         received: messages.len(),
         deleted,
-        failed: failed.len(),
-    })
+        failed: bad_input.len() + store_failed.len(),
+        store_failed: statuses
+            .iter()
+            .filter(|s| **s == Status::Failed(Failure::Store))
+            .count(),
+    }
 }
 
 async fn set_visibility<'a>(
@@ -220,16 +275,34 @@ pub async fn run_worker(
         let (p, s, c, mut rx) = (processor.clone(), sqs.clone(), cfg.clone(), rx.clone());
         loops.push(tokio::spawn(async move {
             let mut failures = 0u32;
+            let mut outage = 0u32;
             loop {
                 if *rx.borrow() {
                     break;
                 }
+                // Only the receive is abandoned on shutdown; a batch in hand is finished.
                 let step = tokio::select! {
-                    r = poll_once(&p, &s, &c) => r,
+                    r = receive(&s, &c) => r,
                     _ = rx.changed() => break,
                 };
                 match step {
-                    Ok(_) => failures = 0,
+                    Ok(batch) => {
+                        failures = 0;
+                        let polled = handle(&p, &s, &c, batch).await;
+                        if polled.store_failed > 0 {
+                            // The table is failing: back off instead of cycling
+                            // messages through receives they cannot spare.
+                            outage += 1;
+                            let wait = Duration::from_secs(1u64 << outage.min(5));
+                            warn!(worker = n, retry_in_ms = wait.as_millis() as u64, "writes failing; backing off");
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = rx.changed() => break,
+                            }
+                        } else {
+                            outage = 0;
+                        }
+                    }
                     Err(e) => {
                         failures += 1;
                         let wait = Duration::from_millis(200u64 << failures.min(6));

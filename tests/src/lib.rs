@@ -283,6 +283,7 @@ impl TestStack {
         listener::worker::WorkerConfig {
             wait_secs: 1,
             retry_delay_secs: 0,
+            store_retry_secs: 2,
             visibility_secs: 5,
             ..listener::worker::WorkerConfig::new(self.provisioned.queue_url.clone())
         }
@@ -317,11 +318,12 @@ impl TestStack {
                 .dynamodb
                 .scan()
                 .table_name(&self.provisioned.table)
+                .select(aws_sdk_dynamodb::types::Select::Count)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .expect("scan");
-            n += out.items().len();
+            n += out.count() as usize;
             start = out.last_evaluated_key().cloned();
             if start.is_none() {
                 return n;

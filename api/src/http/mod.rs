@@ -59,6 +59,38 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
 }
 
+/// Longest URI the API reads: far beyond any real query, short enough that a
+/// hostile one costs nothing.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most header bytes the API reads (a JWT with many groups fits easily).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses oversized URIs and headers before any work is done.
+async fn limits(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if req.uri().to_string().len() > MAX_URI_BYTES {
+        return crate::error::ApiError::UriTooLong(format!(
+            "the URI is over {MAX_URI_BYTES} bytes; send a shorter query"
+        ))
+        .into_response();
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return crate::error::ApiError::HeadersTooLarge(format!(
+            "the request headers are over {MAX_HEADER_BYTES} bytes"
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// The whole router: protected history routes, open health and docs, and layers.
 pub(crate) fn router(state: AppState, settings: &HttpSettings) -> Router {
     let protected = activities::router().route_layer(axum::middleware::from_fn_with_state(
@@ -97,5 +129,6 @@ pub(crate) fn router(state: AppState, settings: &HttpSettings) -> Router {
             settings.request_timeout,
         ))
         .layer(cors)
+        .layer(axum::middleware::from_fn(limits))
         .layer(axum::middleware::from_fn(correlation::layer))
 }

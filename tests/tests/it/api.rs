@@ -718,3 +718,51 @@ async fn correlation_id_is_echoed_or_generated() {
         .unwrap();
     assert_eq!(r.headers()["x-correlation-id"].len(), 36);
 }
+
+#[tokio::test]
+async fn oversized_query_strings_and_headers_are_refused_without_data_or_a_5xx() {
+    let s = provisioned(false).await;
+    let target = Uuid::new_v4();
+    seed_thirty(&s, target).await;
+    let (c, _api) = client(&s, hs256_auth()).await;
+    let long = "x".repeat(20_000);
+    let r = c
+        .http
+        .get(format!(
+            "{}/api/v1/activityhistory?targetId={target}&pad={long}",
+            c.base
+        ))
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 414);
+    let body: Value = r.json().await.unwrap();
+    assert!(body.get("results").is_none());
+
+    let r = c
+        .http
+        .get(format!(
+            "{}/api/v1/activityhistory?targetId={target}",
+            c.base
+        ))
+        .bearer_auth(&c.token)
+        .header("x-padding", "y".repeat(40_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 431);
+
+    // A token of absurd size is refused as a token, not a crash.
+    let r = c
+        .http
+        .get(format!(
+            "{}/api/v1/activityhistory?targetId={target}",
+            c.base
+        ))
+        .bearer_auth("a".repeat(20_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}

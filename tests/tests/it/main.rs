@@ -13,3 +13,4 @@ mod foundation;
 mod lambda;
 mod listener;
 mod operations;
+mod soak;
