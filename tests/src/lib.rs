@@ -554,3 +554,152 @@ pub fn openapi_validator() -> anyhow::Result<PathBuf> {
         ))
         .join("bin/openapi-spec-validator"))
 }
+
+/// A small Lambda Runtime API served on loopback, so the listener can run in
+/// Lambda mode as a real process (the `lambda_runtime` crate speaks HTTP to
+/// `AWS_LAMBDA_RUNTIME_API`).
+pub mod runtime_api {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use axum::Router;
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, HeaderValue};
+    use axum::routing::{get, post};
+    use serde_json::Value;
+    use tokio::sync::{Mutex, mpsc, watch};
+
+    /// What the function answered to one invocation.
+    #[derive(Debug)]
+    pub struct Answer {
+        /// `response` or `error`.
+        pub kind: &'static str,
+        /// The JSON it sent.
+        pub body: Value,
+    }
+
+    #[derive(Clone)]
+    struct Shared {
+        events: Arc<Mutex<mpsc::Receiver<Value>>>,
+        answers: mpsc::Sender<Answer>,
+        first_poll: watch::Sender<Option<Instant>>,
+    }
+
+    /// The running API: queue invocations, read answers.
+    pub struct RuntimeApi {
+        /// `127.0.0.1:PORT`, the value of `AWS_LAMBDA_RUNTIME_API`.
+        pub addr: String,
+        /// Invocations to hand out, in order.
+        pub events: mpsc::Sender<Value>,
+        /// The function's answers, in order.
+        pub answers: mpsc::Receiver<Answer>,
+        /// When the function first asked for work (its cold start ends there).
+        pub first_poll: watch::Receiver<Option<Instant>>,
+    }
+
+    async fn next(State(s): State<Shared>) -> (HeaderMap, String) {
+        s.first_poll.send_if_modified(|t| {
+            if t.is_none() {
+                *t = Some(Instant::now());
+                true
+            } else {
+                false
+            }
+        });
+        let event = s.events.lock().await.recv().await.unwrap_or(Value::Null);
+        let mut h = HeaderMap::new();
+        let id = uuid::Uuid::new_v4().to_string();
+        let deadline = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() + 60_000)
+            .unwrap_or(0);
+        for (k, v) in [
+            ("lambda-runtime-aws-request-id", id),
+            ("lambda-runtime-deadline-ms", deadline.to_string()),
+            (
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:eu-west-2:123456789012:function:activity-listener".to_owned(),
+            ),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.insert(k, v);
+            }
+        }
+        (h, event.to_string())
+    }
+
+    async fn answer(State(s): State<Shared>, kind: &'static str, body: String) -> &'static str {
+        let body = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let _ = s.answers.send(Answer { kind, body }).await;
+        "{}"
+    }
+
+    /// Starts the API on a free loopback port.
+    pub async fn start() -> RuntimeApi {
+        let (event_tx, event_rx) = mpsc::channel(16);
+        let (answer_tx, answer_rx) = mpsc::channel(16);
+        let (first_tx, first_rx) = watch::channel(None);
+        let shared = Shared {
+            events: Arc::new(Mutex::new(event_rx)),
+            answers: answer_tx,
+            first_poll: first_tx,
+        };
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(|s: State<Shared>, _: Path<String>, b: String| answer(s, "response", b)),
+            )
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/error",
+                post(|s: State<Shared>, _: Path<String>, b: String| answer(s, "error", b)),
+            )
+            .with_state(shared);
+        let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = socket.local_addr().expect("addr").to_string();
+        tokio::spawn(async move { axum::serve(socket, app).await });
+        RuntimeApi {
+            addr,
+            events: event_tx,
+            answers: answer_rx,
+            first_poll: first_rx,
+        }
+    }
+
+    /// Lambda's view of SQS messages: one record per body.
+    pub fn sqs_event(bodies: &[(String, String)]) -> Value {
+        let records: Vec<Value> = bodies
+            .iter()
+            .map(|(id, body)| {
+                serde_json::json!({
+                    "messageId": id, "receiptHandle": format!("handle-{id}"), "body": body,
+                    "attributes": { "ApproximateReceiveCount": "1", "SentTimestamp": "1709285400000",
+                                    "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1709285400001" },
+                    "messageAttributes": {}, "md5OfBody": "0", "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:eu-west-2:123456789012:activity-history", "awsRegion": "eu-west-2"
+                })
+            })
+            .collect();
+        serde_json::json!({ "Records": records })
+    }
+}
+
+impl TestStack {
+    /// The listener as a Lambda function served by `api`.
+    pub fn lambda_command(
+        &self,
+        bin: &str,
+        api: &runtime_api::RuntimeApi,
+    ) -> tokio::process::Command {
+        let mut c = self.listener_command(bin);
+        c.env("AWS_LAMBDA_RUNTIME_API", &api.addr)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "activity-listener")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/activity-listener");
+        c
+    }
+}

@@ -1,0 +1,473 @@
+//! System benchmarks against the local stack, each beside a baseline measured in
+//! the same run. `cargo bench -p integration-tests --bench system` runs them all;
+//! name `listener`, `api` or `lambda` after `--` to run one. Prints Markdown for
+//! BENCHMARKS.md.
+//!
+//! - listener: 5,000 events (`BENCH_EVENTS`) drained by the worker at concurrency
+//!   1 and 4; CPU per event from the worker's own /proc stat; write requests per
+//!   event from its logs. Baseline: the same worker draining events of a type that
+//!   records nothing (SQS and parsing only, no DynamoDB).
+//! - api: a target with 1,000 activities, pageSize 10 and 100, 8 clients; latency,
+//!   requests/s, the API's CPU per request and peak RSS. Baseline: the same
+//!   DynamoDB queries issued directly through the SDK.
+//! - lambda: binary sizes, cold start to first poll of a local Runtime API, RSS
+//!   after 1,000 messages.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use integration_tests::runtime_api::{self, sqs_event};
+use integration_tests::{event, hs256_token, provisioned};
+use serde_json::json;
+use uuid::Uuid;
+
+const LISTENER: &str = env!("CARGO_BIN_EXE_it-listener");
+const API: &str = env!("CARGO_BIN_EXE_it-api");
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the full line: 11 and 12 after ')'.
+    (ticks(11) + ticks(12)) / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// (current RSS, peak RSS) in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Drain {
+    secs: f64,
+    cpu_us_per_event: f64,
+    writes_per_event: f64,
+}
+
+async fn drain(concurrency: u16, event_type: &str, n: usize) -> Drain {
+    let s = provisioned(false).await;
+    let log = std::env::temp_dir().join(format!("bench-worker-{}.log", Uuid::new_v4()));
+    let mut w = s
+        .listener_command(LISTENER)
+        .args([
+            "poll",
+            "--wait-secs",
+            "1",
+            "--concurrency",
+            &concurrency.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = w.id().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu0 = cpu_secs(pid);
+    let started = Instant::now();
+    let bodies: Vec<String> = (0..n)
+        .map(|_| {
+            event(
+                event_type,
+                Uuid::new_v4(),
+                json!({"n": 1, "name": "a"}),
+                json!({"n": 2, "name": "b"}),
+            )
+            .to_string()
+        })
+        .collect();
+    for (i, chunk) in bodies.chunks(10).enumerate() {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, b)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(j.to_string())
+                    .message_body(b)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        s.sqs
+            .send_message_batch()
+            .queue_url(&s.provisioned.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+        // moto's receive slows as the queue deepens: keep it shallow.
+        if i % 5 == 4 {
+            while s.queue_depth(&s.provisioned.queue_url).await > 60 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    let recording = event_type != "ContactDetailEditedEvent";
+    loop {
+        let done = if recording {
+            s.item_count().await >= n
+        } else {
+            s.queue_depth(&s.provisioned.queue_url).await == 0
+        };
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs(pid) - cpu0;
+    w.start_kill().unwrap();
+    w.wait().await.unwrap();
+    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+    std::fs::remove_file(&log).ok();
+    let writes: u64 = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["fields"]["write_requests"].as_u64())
+        .sum();
+    Drain {
+        secs,
+        cpu_us_per_event: cpu * 1e6 / n as f64,
+        writes_per_event: writes as f64 / n as f64,
+    }
+}
+
+async fn listener_bench() {
+    let n: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+    println!("### Listener end to end ({n} events, worker as a release process)\n");
+    println!(
+        "| worker | events | drain time | events/s | CPU per event | DynamoDB write requests per event |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for c in [1u16, 4] {
+        for (label, et) in [
+            ("records (PersonUpdatedEvent)", "PersonUpdatedEvent"),
+            (
+                "baseline: records nothing (ContactDetailEditedEvent)",
+                "ContactDetailEditedEvent",
+            ),
+        ] {
+            let d = drain(c, et, n).await;
+            println!(
+                "| concurrency {c}, {label} | {n} | {:.1} s | {:.0} | {:.1} µs | {:.3} |",
+                d.secs,
+                n as f64 / d.secs,
+                d.cpu_us_per_event,
+                d.writes_per_event
+            );
+        }
+    }
+    println!();
+}
+
+async fn load<F, Fut>(requests: usize, clients: usize, call: F) -> (f64, Vec<Duration>)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let call = Arc::new(call);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            for _ in 0..requests / clients {
+                let t = Instant::now();
+                call().await;
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort();
+    (all.len() as f64 / secs, all)
+}
+
+async fn api_bench() {
+    let s = provisioned(false).await;
+    let target = Uuid::new_v4();
+    let mut items = Vec::new();
+    for i in 0..1000u32 {
+        let body = json!({
+            "id": Uuid::new_v4(), "eventType": "TenureUpdatedEvent", "sourceDomain": "Tenure", "sourceSystem": "TenureAPI",
+            "dateTime": format!("2024-{:02}-{:02}T10:{:02}:00Z", 1 + i % 12, 1 + i % 28, i % 60),
+            "user": {"name": "Paul Fox", "email": "paul.fox@example.gov.uk"}, "entityId": target,
+            "eventData": {"oldData": {"rent": i, "notes": "before"}, "newData": {"rent": i + 1, "notes": "after"}}
+        });
+        let domain::Outcome::Record(r) =
+            domain::transform(body.to_string().as_bytes(), &domain::Mapping::default()).unwrap()
+        else {
+            unreachable!()
+        };
+        items.push(domain::item::to_item(&r[0]).unwrap());
+    }
+    for chunk in items.chunks(25) {
+        let reqs = chunk
+            .iter()
+            .map(|i| {
+                aws_sdk_dynamodb::types::WriteRequest::builder()
+                    .put_request(
+                        aws_sdk_dynamodb::types::PutRequest::builder()
+                            .set_item(Some(i.clone()))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            })
+            .collect();
+        s.dynamodb
+            .batch_write_item()
+            .request_items(&s.provisioned.table, reqs)
+            .send()
+            .await
+            .unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut api = tokio::process::Command::new(API)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", integration_tests::REGION)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &s.stack.dynamodb)
+        .env("ACTIVITY_TABLE", &s.provisioned.table)
+        .env("ACTIVITY_TOKEN_KEY", integration_tests::TOKEN_KEY)
+        .env("ACTIVITY_JWT_SECRET", integration_tests::JWT_SECRET)
+        .env("ACTIVITY_API_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = api.id().unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/api/v1/healthcheck/ping"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = hs256_token(json!({}));
+    let requests: usize = std::env::var("BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let clients = 8;
+    println!(
+        "### API under load (1,000 activities on one target, {requests} requests, {clients} clients, API as a release process)\n"
+    );
+    println!("| what | pageSize | requests/s | p50 | p99 | API CPU per request |");
+    println!("|---|---|---|---|---|---|");
+    for page in [10usize, 100] {
+        let url = format!("{base}/api/v1/activityhistory?targetId={target}&pageSize={page}");
+        let (h, t) = (http.clone(), token.clone());
+        // Warm up connections and the table.
+        for _ in 0..20 {
+            h.get(&url)
+                .bearer_auth(&t)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+        }
+        let cpu0 = cpu_secs(pid);
+        let (rps, lat) = load(requests, clients, move || {
+            let (h, t, url) = (h.clone(), t.clone(), url.clone());
+            async move {
+                let r = h.get(&url).bearer_auth(&t).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                r.bytes().await.unwrap();
+            }
+        })
+        .await;
+        let cpu = cpu_secs(pid) - cpu0;
+        println!(
+            "| API over HTTP | {page} | {rps:.0} | {:.2} ms | {:.2} ms | {:.0} µs |",
+            percentile(&lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+            cpu * 1e6 / requests as f64
+        );
+        let (ddb, table) = (s.dynamodb.clone(), s.provisioned.table.clone());
+        let (rps, lat) = load(requests, clients, move || {
+            let (ddb, table) = (ddb.clone(), table.clone());
+            async move {
+                ddb.query()
+                    .table_name(&table)
+                    .index_name(domain::table::BY_CREATED_AT)
+                    .key_condition_expression("targetId = :t")
+                    .expression_attribute_values(":t", AttributeValue::S(target.to_string()))
+                    .scan_index_forward(false)
+                    .limit(page as i32 + 1)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        println!(
+            "| baseline: the same Query through the SDK | {page} | {rps:.0} | {:.2} ms | {:.2} ms | |",
+            percentile(&lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        );
+    }
+    let (_, peak) = rss_mib(pid);
+    println!("\nAPI peak RSS (VmHWM) over the run: {peak:.1} MiB\n");
+    api.start_kill().unwrap();
+    api.wait().await.unwrap();
+}
+
+async fn lambda_bench() {
+    println!("### Lambda\n");
+    for (name, path) in [("listener", LISTENER), ("api", API)] {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "- {name} binary, release, stripped: {:.1} MiB",
+            size as f64 / 1048576.0
+        );
+    }
+    let s = provisioned(false).await;
+    let mut starts = Vec::new();
+    for _ in 0..5 {
+        let api = runtime_api::start().await;
+        let t = Instant::now();
+        let mut child = s
+            .lambda_command(LISTENER, &api)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = api.first_poll.clone();
+        first.wait_for(Option::is_some).await.unwrap();
+        starts.push(t.elapsed());
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+    }
+    starts.sort();
+    println!(
+        "- cold start, process spawn to first poll of the Runtime API (median of 5): {:.1} ms",
+        starts[2].as_secs_f64() * 1e3
+    );
+
+    let mut api = runtime_api::start().await;
+    let mut child = s
+        .lambda_command(LISTENER, &api)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    for _ in 0..100 {
+        let bodies: Vec<(String, String)> = (0..10)
+            .map(|i| {
+                (
+                    format!("m{i}"),
+                    event(
+                        "PersonUpdatedEvent",
+                        Uuid::new_v4(),
+                        json!({"a": 1}),
+                        json!({"a": 2}),
+                    )
+                    .to_string(),
+                )
+            })
+            .collect();
+        api.events.send(sqs_event(&bodies)).await.unwrap();
+        let a = api.answers.recv().await.unwrap();
+        assert_eq!(a.body, json!({"batchItemFailures": []}));
+    }
+    let (rss, peak) = rss_mib(pid);
+    println!(
+        "- RSS after 1,000 messages (100 invocations of 10): {rss:.1} MiB (peak {peak:.1} MiB)\n"
+    );
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+#[tokio::main]
+async fn main() {
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
+    println!(
+        "Machine: {} cores, {}\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        cpu_model()
+    );
+    if run("lambda") {
+        lambda_bench().await;
+    }
+    if run("api") {
+        api_bench().await;
+    }
+    if run("listener") {
+        listener_bench().await;
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".into())
+}
