@@ -191,8 +191,13 @@ impl Processor {
                 .group_id
                 .as_deref()
                 .is_some_and(|g| store_failed_groups.contains(g));
+            // Each outcome is logged in its message's span: ids and correlation id.
+            let _enter = spans[i].enter();
             statuses[i] = Some(if store_failed.contains(&i) {
-                warn!(message_id = %m.message_id, reason = "store", "records could not be written; left for redelivery");
+                warn!(
+                    reason = "store",
+                    "records could not be written; left for redelivery"
+                );
                 if let Some(g) = m.group_id.as_deref() {
                     store_failed_groups.insert(g);
                 }
