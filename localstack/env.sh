@@ -8,7 +8,8 @@ DDB_DIR="$AH_CACHE/dynamodb-local-$DYNAMODB_LOCAL_VERSION"
 MOTO_VENV="$AH_CACHE/moto-$MOTO_VERSION"
 OPENAPI_VALIDATOR_VERSION="0.9.0" # PyPI openapi-spec-validator, checks the API's OpenAPI document
 CFN_LINT_VERSION="1.58.0"        # PyPI cfn-lint, checks deploy/template.yaml
-TOOLS_VENV="$AH_CACHE/tools-$OPENAPI_VALIDATOR_VERSION-$CFN_LINT_VERSION"
+SCHEMATHESIS_VERSION="4.32.5"     # PyPI schemathesis, fuzzes the running API from its OpenAPI document
+TOOLS_VENV="$AH_CACHE/tools-$OPENAPI_VALIDATOR_VERSION-$CFN_LINT_VERSION-$SCHEMATHESIS_VERSION"
 
 # The SDK must never look for credentials or a region on the EC2 metadata address.
 export AWS_EC2_METADATA_DISABLED=true

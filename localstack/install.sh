@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs DynamoDB Local, moto server, the OpenAPI validator and cfn-lint into
+# Installs DynamoDB Local, moto server, the OpenAPI validator, cfn-lint and
+# schemathesis into
 # ~/.cache/activity-history/ on first use. Idempotent: a second run finds them and
 # does nothing.
 set -euo pipefail
@@ -46,11 +47,12 @@ fi
 
 if [ ! -f "$TOOLS_VENV/.installed" ]; then
   need python3 "validate the OpenAPI document" "apt-get install -y python3 python3-venv"
-  echo "installing openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION and cfn-lint==$CFN_LINT_VERSION into $TOOLS_VENV" >&2
+  echo "installing openapi-spec-validator, cfn-lint and schemathesis into $TOOLS_VENV" >&2
   rm -rf "$TOOLS_VENV"
   python3 -m venv "$TOOLS_VENV"
   "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check \
-    --cache-dir "$AH_CACHE/pip" "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+    --cache-dir "$AH_CACHE/pip" "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION" "cfn-lint==$CFN_LINT_VERSION" \
+    "schemathesis==$SCHEMATHESIS_VERSION"
   touch "$TOOLS_VENV/.installed"
 fi
 

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Proves the README's run command from a clean start: runs localstack/run.sh,
-# waits until the demo tenure's history is served by the API, stops it and checks
-# that nothing it started is left running.
+# waits until the demo tenure's history is served by the API, fuzzes the running
+# API from its OpenAPI document with schemathesis (no 5xx, every response as
+# documented), stops it and checks that nothing it started is left running.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=env.sh
+source "$here/env.sh"
+bash "$here/install.sh" >/dev/null
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
@@ -34,7 +38,18 @@ except Exception: print(0)')"
   [ "$count" -ge 3 ] && break
   sleep 1
 done
+
+api="$(printf '%s' "$url" | sed 's#/api/v1/.*##')"
+schemathesis_status=0
+(cd "$(mktemp -d)" && "$TOOLS_VENV/bin/schemathesis" run "$api/api/v1/openapi.json" \
+  -H "Authorization: Bearer $token" --max-examples 50 --seed 1 \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
+  ) || schemathesis_status=$?
 stop
+if [ "$schemathesis_status" -ne 0 ]; then
+  echo "schemathesis found problems (exit $schemathesis_status)" >&2
+  exit 1
+fi
 
 printf '%s' "$body" | python3 -c '
 import json, sys

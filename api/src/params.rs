@@ -111,6 +111,14 @@ fn single<'a>(pairs: &'a [(String, String)], name: &str) -> Result<Option<&'a st
     Ok(first)
 }
 
+/// An optional parameter: sent empty counts as not sent (forms and report tools
+/// send blank fields).
+fn optional<'a>(pairs: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, ApiError> {
+    Ok(single(pairs, name)?
+        .map(str::trim)
+        .filter(|v| !v.is_empty()))
+}
+
 fn target_id(pairs: &[(String, String)]) -> Result<Uuid, ApiError> {
     match single(pairs, "targetId")? {
         None => Err(bad(
@@ -138,10 +146,9 @@ fn bound(
     name: &str,
     end_of_day: bool,
 ) -> Result<Option<Timestamp>, ApiError> {
-    let Some(v) = single(pairs, name)? else {
+    let Some(v) = optional(pairs, name)? else {
         return Ok(None);
     };
-    let v = v.trim();
     let parsed = if v.len() == 10 {
         Timestamp::parse(&format!("{v}T00:00:00Z")).map(|t| {
             if end_of_day {
@@ -184,7 +191,7 @@ fn filters(pairs: &[(String, String)]) -> Result<Filters, ApiError> {
     {
         return Err(bad("from is after to: swap them or widen the range"));
     }
-    let order = match single(pairs, "order")?.map(|o| o.trim().to_ascii_lowercase()) {
+    let order = match optional(pairs, "order")?.map(str::to_ascii_lowercase) {
         None => Order::Desc,
         Some(o) if o == "desc" => Order::Desc,
         Some(o) if o == "asc" => Order::Asc,
@@ -203,7 +210,7 @@ impl ListQuery {
     pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
         let p = pairs(raw);
         let target_id = target_id(&p)?;
-        let page_size = match single(&p, "pageSize")? {
+        let page_size = match optional(&p, "pageSize")? {
             None => DEFAULT_PAGE_SIZE,
             Some(v) => match v.trim().parse::<i64>() {
                 Ok(n) if (1..=i64::from(MAX_PAGE_SIZE)).contains(&n) => n as u32,
@@ -224,9 +231,8 @@ impl ListQuery {
                 }
             },
         };
-        let token = single(&p, "paginationToken")?
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && *t != "null")
+        let token = optional(&p, "paginationToken")?
+            .filter(|t| *t != "null")
             .map(str::to_owned);
         Ok(Self {
             target_id,
@@ -242,7 +248,7 @@ impl ExportQuery {
     pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
         let p = pairs(raw);
         let target_id = target_id(&p)?;
-        let format = match single(&p, "format")?.map(|f| f.trim().to_ascii_lowercase()) {
+        let format = match optional(&p, "format")?.map(str::to_ascii_lowercase) {
             None => Format::Csv,
             Some(f) if f == "csv" => Format::Csv,
             Some(f) if f == "ndjson" => Format::Ndjson,
@@ -292,7 +298,7 @@ mod tests {
 
     #[test]
     fn page_size_bounds() {
-        for bad in ["0", "-1", "abc", "101", "1.5", ""] {
+        for bad in ["0", "-1", "abc", "101", "1.5"] {
             assert!(list(&format!("{T}&pageSize={bad}")).is_err(), "{bad}");
         }
         assert!(
@@ -301,6 +307,17 @@ mod tests {
                 .contains("limit of 100")
         );
         assert_eq!(list(&format!("{T}&pageSize=100")).unwrap().page_size, 100);
+        assert_eq!(
+            list(&format!("{T}&pageSize=")).unwrap().page_size,
+            10,
+            "blank means not sent"
+        );
+        assert_eq!(
+            list(&format!("{T}&from=&to=&order=&type="))
+                .unwrap()
+                .filters,
+            Filters::default()
+        );
     }
 
     #[test]

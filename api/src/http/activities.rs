@@ -35,6 +35,7 @@ pub(crate) struct ListParams {
     /// GUID of the entity whose history you want.
     targetId: Uuid,
     /// Items per page, 1 to 100; default 10.
+    #[param(minimum = 1, maximum = 100)]
     pageSize: Option<u32>,
     /// `nextToken` of the previous page, exactly as returned.
     paginationToken: Option<String>,
@@ -46,7 +47,30 @@ pub(crate) struct ListParams {
     /// Only activities at or before this date or date-time (ISO 8601).
     to: Option<String>,
     /// `desc` (newest first, default) or `asc`.
-    order: Option<String>,
+    #[param(inline)]
+    order: Option<OrderParam>,
+}
+
+/// Sort direction (documentation).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum OrderParam {
+    /// Oldest first.
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
+/// Export format (documentation).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum FormatParam {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
 }
 
 /// Query parameters of the export (documentation).
@@ -57,7 +81,8 @@ pub(crate) struct ExportParams {
     /// GUID of the entity whose history you want.
     targetId: Uuid,
     /// `csv` (default) or `ndjson`.
-    format: Option<String>,
+    #[param(inline)]
+    format: Option<FormatParam>,
     /// Only these activity types; repeat or separate with commas.
     r#type: Option<String>,
     /// Only activities at or after this date or date-time.
@@ -65,7 +90,8 @@ pub(crate) struct ExportParams {
     /// Only activities at or before this date or date-time.
     to: Option<String>,
     /// `desc` (default) or `asc`.
-    order: Option<String>,
+    #[param(inline)]
+    order: Option<OrderParam>,
 }
 
 /// The absolute URL of the next page: this request's URL with the new token.
