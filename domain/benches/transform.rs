@@ -96,6 +96,30 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// Where the small create's time goes, stage by stage.
+fn stages(c: &mut Criterion) {
+    let mapping = Mapping::default();
+    let (_, body) = inputs().remove(0);
+    let mut g = c.benchmark_group("small create stages");
+    g.bench_function("1 parse JSON", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<Value>(black_box(&body)).ok()))
+    });
+    g.bench_function("2 parse event", |b| {
+        b.iter(|| black_box(domain::Event::parse(black_box(&body)).ok()))
+    });
+    let event = domain::Event::parse(&body).unwrap();
+    g.bench_function("3 map and diff", |b| {
+        b.iter(|| black_box(domain::records_for(black_box(&event), &mapping).ok()))
+    });
+    let Ok(Outcome::Record(records)) = domain::records_for(&event, &mapping) else {
+        panic!("records")
+    };
+    g.bench_function("4 encode item", |b| {
+        b.iter(|| black_box(domain::item::to_item(black_box(&records[0])).ok()))
+    });
+    g.finish();
+}
+
 fn sizes() {
     for (name, body) in inputs() {
         eprintln!("input {name}: {} bytes", body.len());
@@ -105,6 +129,7 @@ fn sizes() {
 fn all(c: &mut Criterion) {
     sizes();
     bench(c);
+    stages(c);
 }
 
 // The macro defines an undocumented `benches` function.

@@ -142,7 +142,7 @@ pub fn records_for(event: &Event, mapping: &Mapping) -> Result<Outcome, Transfor
         },
     };
     let (old_data, new_data) = match rule.activity {
-        ActivityType::Update | ActivityType::End => (d.old.clone(), d.new.clone()),
+        ActivityType::Update | ActivityType::End => (d.old, d.new),
         ActivityType::Create | ActivityType::Delete | ActivityType::Migrate => {
             (event.old_data.clone(), event.new_data.clone())
         }
@@ -154,24 +154,33 @@ pub fn records_for(event: &Event, mapping: &Mapping) -> Result<Outcome, Transfor
         source_system: event.source_system.clone(),
     };
 
+    let mut shared = Some((old_data, new_data, d.changes, author, provenance));
+    let last = targets.len() - 1;
     let records = targets
         .into_iter()
-        .map(|(target_id, target_type)| {
+        .enumerate()
+        .filter_map(|(i, (target_id, target_type))| {
+            // The last record takes the data; earlier ones (finance) get copies.
+            let (old_data, new_data, changes, author, provenance) = if i == last {
+                shared.take()?
+            } else {
+                shared.clone()?
+            };
             let mut a = Activity {
                 id: activity_id(event.id, target_id),
                 target_id,
                 target_type: target_type.to_owned(),
                 activity_type: rule.activity,
                 created_at: event.date_time,
-                old_data: old_data.clone(),
-                new_data: new_data.clone(),
-                changes: Some(d.changes.clone()),
-                author: author.clone(),
+                old_data,
+                new_data,
+                changes: Some(changes),
+                author,
                 source_domain: event.source_domain.clone(),
                 ttl: mapping
                     .retention_days(target_type)
                     .map(|days| event.date_time.plus_days(days).unix_seconds()),
-                provenance: Some(provenance.clone()),
+                provenance: Some(provenance),
                 truncated: false,
             };
             if let Some(fields) = mapping.masked_fields(target_type) {
@@ -185,7 +194,7 @@ pub fn records_for(event: &Event, mapping: &Mapping) -> Result<Outcome, Transfor
                     diff::mask_changes(c, fields);
                 }
             }
-            a
+            Some(a)
         })
         .collect();
     Ok(Outcome::Record(records))
