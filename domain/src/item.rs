@@ -7,6 +7,9 @@
 //! decodes here: no `changes`, no provenance, `NULL` data. New attributes are
 //! additive: `ttl`, `changes`, `eventId`, `eventType`, `correlationId`,
 //! `sourceSystem`, `truncated` and `compressed`.
+//!
+//! DynamoDB numbers have no integer/float distinction: a `0.0` in event data reads
+//! back as `0` (the old writer behaved the same).
 
 use std::collections::HashMap;
 use std::io::Read;

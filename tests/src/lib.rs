@@ -703,3 +703,27 @@ impl TestStack {
         c
     }
 }
+
+impl TestStack {
+    /// Sends up to ten bodies to a queue in one call.
+    pub async fn send_batch(&self, queue_url: &str, bodies: &[String]) {
+        let entries = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(b)
+                    .build()
+                    .expect("entry")
+            })
+            .collect();
+        self.sqs
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("send_message_batch");
+    }
+}

@@ -4,7 +4,6 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use integration_tests::{TestStack, event, provisioned};
 use serde_json::json;
 use uuid::Uuid;
@@ -42,25 +41,11 @@ async fn worker_killed_mid_batch_and_restarted_records_every_event_once() {
     const EVENTS: usize = 300;
     let targets: Vec<Uuid> = (0..EVENTS).map(|_| Uuid::new_v4()).collect();
     for chunk in targets.chunks(10) {
-        let entries = chunk
+        let bodies: Vec<String> = chunk
             .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let body = event("PersonUpdatedEvent", *t, json!({"n": 1}), json!({"n": 2}));
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(body.to_string())
-                    .build()
-                    .unwrap()
-            })
+            .map(|t| event("PersonUpdatedEvent", *t, json!({"n": 1}), json!({"n": 2})).to_string())
             .collect();
-        s.sqs
-            .send_message_batch()
-            .queue_url(&s.provisioned.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .unwrap();
+        s.send_batch(&s.provisioned.queue_url, &bodies).await;
     }
 
     let mut first = worker(&s);

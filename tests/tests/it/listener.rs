@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use domain::{ActivityType, Mapping};
 use integration_tests::{TestStack, event, provisioned};
 use listener::handler::{Failure, Message, Status};
@@ -312,24 +311,7 @@ async fn a_batch_with_a_malformed_and_an_unmapped_message_records_the_other_eigh
     );
 
     // Through the real queue: after maxReceiveCount receives exactly those two are dead-lettered.
-    let entries: Vec<_> = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(b)
-                .build()
-                .unwrap()
-        })
-        .collect();
-    s.sqs
-        .send_message_batch()
-        .queue_url(&s.provisioned.queue_url)
-        .set_entries(Some(entries))
-        .send()
-        .await
-        .unwrap();
+    s.send_batch(&s.provisioned.queue_url, &bodies).await;
     drain_until(&s, &p, || async {
         s.queue_depth(&s.provisioned.queue_url).await == 0
     })
