@@ -247,6 +247,15 @@ pub struct EventLabels {
 }
 
 impl EventLabels {
+    /// The labels of an event that parsed, cut like [`EventLabels::peek`]'s.
+    pub fn of(event: &Event) -> Self {
+        Self {
+            event_id: Some(event.id.to_string()),
+            event_type: Some(event.event_type.chars().take(100).collect()),
+            correlation_id: event.correlation_id.map(|c| c.to_string()),
+        }
+    }
+
     /// Picks the labels out of a body without failing; anything odd is left out.
     /// Values are cut to 100 characters so a hostile body cannot flood the logs.
     pub fn peek(body: &[u8]) -> Self {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use domain::event::EventLabels;
-use domain::{Mapping, Outcome, TransformError};
+use domain::{Event, Mapping, Outcome, TransformError};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::metrics::{BatchCounts, Metrics};
@@ -101,7 +101,13 @@ impl Processor {
         let mut spans = Vec::with_capacity(messages.len());
 
         for (i, m) in messages.iter().enumerate() {
-            let labels = EventLabels::peek(m.body.as_bytes());
+            // Parse once: the labels of the log span come from the parsed event, and
+            // only a body that does not parse is peeked at for what it can tell.
+            let parsed = Event::parse(m.body.as_bytes());
+            let labels = match &parsed {
+                Ok(e) => EventLabels::of(e),
+                Err(_) => EventLabels::peek(m.body.as_bytes()),
+            };
             let span = info_span!(
                 "message",
                 message_id = %m.message_id,
@@ -122,7 +128,10 @@ impl Processor {
                 );
                 continue;
             }
-            let failure = match domain::transform(m.body.as_bytes(), &self.mapping) {
+            let outcome = parsed
+                .map_err(TransformError::from)
+                .and_then(|e| domain::records_for(&e, &self.mapping));
+            let failure = match outcome {
                 Ok(Outcome::Ignored) => {
                     statuses[i] = Some(Status::Ignored);
                     info!(outcome = "ignored", "event type records no activity");
