@@ -77,7 +77,54 @@ fn decode_all(items: &[HashMap<String, AttributeValue>]) -> Vec<(Activity, PageK
         .collect()
 }
 
+/// What a Query asked for, as the support log records it.
+struct QueryLog<'a> {
+    index: &'a str,
+    key_condition: &'a str,
+    filter: &'a str,
+    limit: usize,
+    direction: &'a str,
+    request: usize,
+}
+
+impl Default for QueryLog<'_> {
+    fn default() -> Self {
+        Self {
+            index: "",
+            key_condition: "",
+            filter: "",
+            limit: 1,
+            direction: "asc",
+            request: 1,
+        }
+    }
+}
+
 impl Store {
+    /// Logs one Query: what it asked, what came back, what it cost. No item content.
+    fn log_query(
+        &self,
+        q: &QueryLog<'_>,
+        out: &aws_sdk_dynamodb::operation::query::QueryOutput,
+        started: Instant,
+    ) {
+        tracing::info!(
+            operation = "Query",
+            table = %self.table,
+            index = q.index,
+            key_condition = q.key_condition,
+            filter = q.filter,
+            limit = q.limit,
+            direction = q.direction,
+            request = q.request,
+            items_returned = out.items().len(),
+            items_scanned = out.scanned_count(),
+            consumed_capacity = out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "dynamodb query"
+        );
+    }
+
     /// A page of `target`'s history through the `createdAt` index.
     pub async fn page(
         &self,
@@ -147,20 +194,21 @@ impl Store {
                     .expression_attribute_names("#type", "type");
             }
             let out = q.send().await.map_err(classify)?;
-            tracing::info!(
-                operation = "Query",
-                table = %self.table,
-                index = table::BY_CREATED_AT,
-                key_condition = %key_condition,
-                filter = filter.as_deref().unwrap_or(""),
-                limit = (want - items.len()).max(1),
-                direction = if filters.order == Order::Asc { "asc" } else { "desc" },
-                request,
-                items_returned = out.items().len(),
-                items_scanned = out.scanned_count(),
-                consumed_capacity = out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0),
-                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "dynamodb query"
+            self.log_query(
+                &QueryLog {
+                    index: table::BY_CREATED_AT,
+                    key_condition: &key_condition,
+                    filter: filter.as_deref().unwrap_or(""),
+                    limit: (want - items.len()).max(1),
+                    direction: if filters.order == Order::Asc {
+                        "asc"
+                    } else {
+                        "desc"
+                    },
+                    request,
+                },
+                &out,
+                started,
             );
             items.extend(decode_all(out.items()));
             last_evaluated = out.last_evaluated_key().cloned();
@@ -203,15 +251,13 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        tracing::info!(
-            operation = "Query",
-            table = %self.table,
-            key_condition = "targetId = :t",
-            limit = 1,
-            items_returned = out.items().len(),
-            consumed_capacity = out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "dynamodb query"
+        self.log_query(
+            &QueryLog {
+                key_condition: "targetId = :t",
+                ..QueryLog::default()
+            },
+            &out,
+            started,
         );
         Ok(!out.items().is_empty())
     }
@@ -231,16 +277,14 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        tracing::info!(
-            operation = "Query",
-            table = %self.table,
-            index = table::BY_ID,
-            key_condition = "id = :i",
-            limit = 1,
-            items_returned = out.items().len(),
-            consumed_capacity = out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "dynamodb query"
+        self.log_query(
+            &QueryLog {
+                index: table::BY_ID,
+                key_condition: "id = :i",
+                ..QueryLog::default()
+            },
+            &out,
+            started,
         );
         Ok(decode_all(out.items()).into_iter().next().map(|(a, _)| a))
     }
