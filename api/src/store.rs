@@ -48,30 +48,26 @@ fn classify<E: std::error::Error + Send + Sync + 'static>(e: SdkError<E>) -> Api
 }
 
 /// Decodes items, each with its key exactly as stored (old items may spell GUIDs
-/// in another case, and a resume key must match the stored bytes).
-fn decode_all(items: &[HashMap<String, AttributeValue>]) -> Vec<(Activity, PageKey)> {
+/// in another case, and a resume key must match the stored bytes). Takes the
+/// items by value: decoding moves their strings instead of copying them.
+fn decode_all(items: Vec<HashMap<String, AttributeValue>>) -> Vec<(Activity, PageKey)> {
     let raw = |i: &HashMap<String, AttributeValue>, k: &str| {
         i.get(k).and_then(|v| v.as_s().ok()).cloned()
     };
     items
-        .iter()
-        .filter_map(|i| match domain::item::from_item(i.clone()) {
-            Ok(a) => Some((
-                a,
-                PageKey {
-                    id: raw(i, "id").unwrap_or_default(),
-                    created_at: raw(i, "createdAt"),
-                },
-            )),
-            Err(e) => {
-                // One unreadable item must not hide a target's whole history.
-                let id = i
-                    .get("id")
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                tracing::error!(item_id = %id, error = %e, "item skipped: it does not decode");
-                None
+        .into_iter()
+        .filter_map(|i| {
+            let key = PageKey {
+                id: raw(&i, "id").unwrap_or_default(),
+                created_at: raw(&i, "createdAt"),
+            };
+            match domain::item::from_item(i) {
+                Ok(a) => Some((a, key)),
+                Err(e) => {
+                    // One unreadable item must not hide a target's whole history.
+                    tracing::error!(item_id = %key.id, error = %e, "item skipped: it does not decode");
+                    None
+                }
             }
         })
         .collect()
@@ -210,8 +206,9 @@ impl Store {
                 &out,
                 started,
             );
-            items.extend(decode_all(out.items()));
-            last_evaluated = out.last_evaluated_key().cloned();
+            let mut out = out;
+            last_evaluated = out.last_evaluated_key.take();
+            items.extend(decode_all(out.items.take().unwrap_or_default()));
             if items.len() >= want || last_evaluated.is_none() {
                 break;
             }
@@ -286,7 +283,10 @@ impl Store {
             &out,
             started,
         );
-        Ok(decode_all(out.items()).into_iter().next().map(|(a, _)| a))
+        Ok(decode_all(out.items.unwrap_or_default())
+            .into_iter()
+            .next()
+            .map(|(a, _)| a))
     }
 
     /// Checks the table answers (health check).

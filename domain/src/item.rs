@@ -45,54 +45,6 @@ pub enum ItemError {
     Encode(String),
 }
 
-/// The stored shape. Field names are the table's attribute names.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Stored {
-    target_id: String,
-    id: String,
-    #[serde(rename = "type")]
-    activity_type: String,
-    target_type: String,
-    created_at: String,
-    #[serde(default)]
-    timeto_live_for_record: i64,
-    #[serde(default)]
-    old_data: Option<Value>,
-    #[serde(default)]
-    new_data: Option<Value>,
-    #[serde(default)]
-    author_details: Option<StoredAuthor>,
-    #[serde(default)]
-    source_domain: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ttl: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    changes: Option<Vec<Change>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    event_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    event_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    correlation_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    source_system: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    truncated: bool,
-    /// gzip of `{"oldData","newData","changes"}` when they were too large as maps.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
-    compressed: Option<Vec<u8>>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StoredAuthor {
-    #[serde(default)]
-    full_name: Option<String>,
-    #[serde(default)]
-    email: Option<String>,
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Packed {
@@ -225,52 +177,186 @@ pub fn to_item_with(a: &Activity, layout: Layout) -> Result<Item, ItemError> {
     Ok(item)
 }
 
+/// The attributes of an item, taken out one by one as they are decoded (no copies
+/// of the data). `NULL` counts as absent, as the old writer used it.
+struct Attributes(Item);
+
+impl Attributes {
+    fn take(&mut self, name: &str) -> Option<AttributeValue> {
+        match self.0.remove(name) {
+            None | Some(AttributeValue::Null(_)) => None,
+            v => v,
+        }
+    }
+
+    fn string(&mut self, name: &str) -> Result<Option<String>, ItemError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(AttributeValue::S(s)) => Ok(Some(s)),
+            Some(_) => Err(wrong_type(name, "a string")),
+        }
+    }
+
+    fn required(&mut self, name: &str) -> Result<String, ItemError> {
+        self.string(name)?
+            .ok_or_else(|| ItemError::Shape(format!("missing attribute `{name}`")))
+    }
+
+    fn integer(&mut self, name: &str) -> Result<Option<i64>, ItemError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(AttributeValue::N(n)) => n
+                .parse()
+                .map(Some)
+                .map_err(|_| ItemError::Shape(format!("`{name}` is not a whole number: {n}"))),
+            Some(_) => Err(wrong_type(name, "a number")),
+        }
+    }
+
+    fn data(&mut self, name: &str) -> Result<Option<Value>, ItemError> {
+        self.take(name).map(json_value).transpose()
+    }
+}
+
+fn wrong_type(name: &str, want: &str) -> ItemError {
+    ItemError::Shape(format!("`{name}` is not {want}"))
+}
+
+/// A DynamoDB number as JSON: whole numbers as integers, the rest as floats.
+fn json_number(n: &str) -> Result<Value, ItemError> {
+    if let Ok(i) = n.parse::<i64>() {
+        return Ok(i.into());
+    }
+    if let Ok(u) = n.parse::<u64>() {
+        return Ok(u.into());
+    }
+    n.parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map(Value::Number)
+        .ok_or_else(|| ItemError::Shape(format!("number out of range: {n}")))
+}
+
+/// A DynamoDB attribute as JSON, the inverse of [`attribute`]; string and number
+/// sets (which the old writer never used) read as arrays.
+fn json_value(v: AttributeValue) -> Result<Value, ItemError> {
+    Ok(match v {
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Bool(b) => Value::Bool(b),
+        AttributeValue::N(n) => json_number(&n)?,
+        AttributeValue::S(s) => Value::String(s),
+        AttributeValue::L(l) => {
+            Value::Array(l.into_iter().map(json_value).collect::<Result<_, _>>()?)
+        }
+        AttributeValue::M(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| Ok((k, json_value(v)?)))
+                .collect::<Result<_, ItemError>>()?,
+        ),
+        AttributeValue::Ss(ss) => Value::Array(ss.into_iter().map(Value::String).collect()),
+        AttributeValue::Ns(ns) => Value::Array(
+            ns.iter()
+                .map(|n| json_number(n))
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => {
+            return Err(ItemError::Shape(
+                "binary or unknown value inside data".into(),
+            ));
+        }
+    })
+}
+
+/// The `changes` list: maps of `path`, `old` and `new`.
+fn changes_of(v: AttributeValue) -> Result<Vec<Change>, ItemError> {
+    let AttributeValue::L(list) = v else {
+        return Err(wrong_type("changes", "a list"));
+    };
+    list.into_iter()
+        .map(|c| {
+            let AttributeValue::M(m) = c else {
+                return Err(wrong_type("changes", "a list of maps"));
+            };
+            let mut c = Attributes(m);
+            Ok(Change {
+                path: c.required("path")?,
+                old: c.data("old")?.unwrap_or(Value::Null),
+                new: c.data("new")?.unwrap_or(Value::Null),
+            })
+        })
+        .collect()
+}
+
 /// Decodes an item written by this service or by the service it replaces.
 pub fn from_item(item: Item) -> Result<Activity, ItemError> {
-    let s: Stored = serde_dynamo::from_item(item).map_err(|e| ItemError::Shape(e.to_string()))?;
+    let mut a = Attributes(item);
     let guid = |v: &str, name| parse_guid(v).ok_or(ItemError::Value { name });
-    let (old_data, new_data, changes) = match s.compressed {
-        None => (s.old_data, s.new_data, s.changes),
-        Some(bytes) => {
+    let id = a.required("id")?;
+    let target_id = a.required("targetId")?;
+    let target_type = a.required("targetType")?;
+    let activity_type = a.required("type")?;
+    let created_at = a.required("createdAt")?;
+    let (old_data, new_data, changes) = match a.take("compressed") {
+        None => (
+            a.data("oldData")?,
+            a.data("newData")?,
+            a.take("changes").map(changes_of).transpose()?,
+        ),
+        Some(AttributeValue::B(bytes)) => {
             let mut json = Vec::new();
-            flate2::read::GzDecoder::new(bytes.as_slice())
+            flate2::read::GzDecoder::new(bytes.as_ref())
                 .read_to_end(&mut json)
                 .map_err(|_| ItemError::Value { name: "compressed" })?;
             let p: Packed = serde_json::from_slice(&json)
                 .map_err(|_| ItemError::Value { name: "compressed" })?;
             (p.old_data, p.new_data, p.changes)
         }
+        Some(_) => return Err(wrong_type("compressed", "binary")),
     };
-    let provenance = match (s.event_id, s.event_type) {
-        (Some(id), Some(event_type)) => Some(Provenance {
-            event_id: guid(&id, "eventId")?,
+    let provenance = match (a.string("eventId")?, a.string("eventType")?) {
+        (Some(event_id), Some(event_type)) => Some(Provenance {
+            event_id: guid(&event_id, "eventId")?,
             event_type,
-            correlation_id: s.correlation_id.as_deref().and_then(parse_guid),
-            source_system: s.source_system.unwrap_or_default(),
+            correlation_id: a.string("correlationId")?.as_deref().and_then(parse_guid),
+            source_system: a.string("sourceSystem")?.unwrap_or_default(),
         }),
         _ => None,
     };
-    let author = s.author_details.unwrap_or_default();
+    let author = match a.take("authorDetails") {
+        None => Author::default(),
+        Some(AttributeValue::M(m)) => {
+            let mut m = Attributes(m);
+            Author {
+                full_name: m.string("fullName")?.unwrap_or_default(),
+                email: m.string("email")?.unwrap_or_default(),
+            }
+        }
+        Some(_) => return Err(wrong_type("authorDetails", "a map")),
+    };
+    let ttl = a.integer("ttl")?;
+    let expiry = a.integer("timetoLiveForRecord")?.unwrap_or(0);
+    let truncated = match a.take("truncated") {
+        None => false,
+        Some(AttributeValue::Bool(b)) => b,
+        Some(_) => return Err(wrong_type("truncated", "a boolean")),
+    };
     Ok(Activity {
-        id: guid(&s.id, "id")?,
-        target_id: guid(&s.target_id, "targetId")?,
-        target_type: s.target_type,
-        activity_type: ActivityType::parse(&s.activity_type)
+        id: guid(&id, "id")?,
+        target_id: guid(&target_id, "targetId")?,
+        target_type,
+        activity_type: ActivityType::parse(&activity_type)
             .ok_or(ItemError::Value { name: "type" })?,
-        created_at: Timestamp::parse(&s.created_at)
+        created_at: Timestamp::parse(&created_at)
             .map_err(|_| ItemError::Value { name: "createdAt" })?,
         old_data,
         new_data,
         changes,
-        author: Author {
-            full_name: author.full_name.unwrap_or_default(),
-            email: author.email.unwrap_or_default(),
-        },
-        source_domain: s.source_domain.unwrap_or_default(),
+        author,
+        source_domain: a.string("sourceDomain")?.unwrap_or_default(),
         // The old writer stored 0 for "no expiry".
-        ttl: s.ttl.or(Some(s.timeto_live_for_record).filter(|t| *t > 0)),
+        ttl: ttl.or(Some(expiry).filter(|t| *t > 0)),
         provenance,
-        truncated: s.truncated,
+        truncated,
     })
 }
 
@@ -406,6 +492,69 @@ mod tests {
             from_item(item),
             Err(ItemError::Value { name: "compressed" })
         );
+    }
+
+    #[test]
+    fn data_numbers_sets_and_nulls_read_as_json() {
+        let mut item = old_writer_item();
+        item.insert(
+            "oldData".into(),
+            AttributeValue::M(HashMap::from([
+                ("rent".to_owned(), AttributeValue::N("101.25".into())),
+                (
+                    "big".to_owned(),
+                    AttributeValue::N("18446744073709551615".into()),
+                ),
+                ("neg".to_owned(), AttributeValue::N("-7".into())),
+                ("exp".to_owned(), AttributeValue::N("1E+2".into())),
+                ("gone".to_owned(), AttributeValue::Null(true)),
+                (
+                    "tags".to_owned(),
+                    AttributeValue::Ss(vec!["a".into(), "b".into()]),
+                ),
+            ])),
+        );
+        // A NULL author name reads as empty, as an absent one does.
+        item.insert(
+            "authorDetails".into(),
+            AttributeValue::M(HashMap::from([
+                ("fullName".to_owned(), AttributeValue::Null(true)),
+                ("email".to_owned(), s("a@example.gov.uk")),
+            ])),
+        );
+        let a = from_item(item).unwrap();
+        assert_eq!(
+            a.old_data,
+            Some(
+                json!({"rent": 101.25, "big": 18446744073709551615u64, "neg": -7,
+                        "exp": 100.0, "gone": null, "tags": ["a", "b"]})
+            )
+        );
+        assert_eq!(a.author.full_name, "");
+        assert_eq!(a.author.email, "a@example.gov.uk");
+    }
+
+    #[test]
+    fn wrong_attribute_types_name_the_attribute() {
+        for (name, value) in [
+            ("createdAt", AttributeValue::N("1".into())),
+            ("authorDetails", s("Paul")),
+            ("timetoLiveForRecord", s("soon")),
+            ("changes", s("all")),
+            ("newData", AttributeValue::B(Blob::new(b"x".to_vec()))),
+        ] {
+            let mut item = old_writer_item();
+            item.insert(name.into(), value);
+            match from_item(item) {
+                Err(ItemError::Shape(m)) => {
+                    assert!(
+                        m.contains(name) || name == "newData",
+                        "{name}: message {m:?} does not name it"
+                    )
+                }
+                other => panic!("{name}: expected a shape error, got {other:?}"),
+            }
+        }
     }
 
     fn sample_activity() -> Activity {
