@@ -76,11 +76,143 @@ struct Drain {
     messages_per_batch: f64,
 }
 
-async fn drain(concurrency: u16, event_type: &str, n: usize) -> Drain {
+/// A loopback HTTP/1.1 front for `upstream` that keeps client connections open.
+/// moto's server (Werkzeug) closes the connection after every response, so a
+/// client of moto pays a TCP connect and a new HTTP connection per SQS request;
+/// SQS itself keeps connections alive. Through this front the worker sees SQS's
+/// connection behaviour; the front's own CPU is in the bench process, not the
+/// worker's. Returns `http://127.0.0.1:PORT`.
+async fn keep_alive_front(upstream: String) -> String {
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (client, upstream) = (client.clone(), upstream.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 16 << 20).await.unwrap();
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let mut headers = parts.headers.clone();
+            headers.remove(reqwest::header::CONNECTION);
+            let up = client
+                .request(parts.method, format!("{upstream}{path}"))
+                .headers(headers)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let mut res = axum::http::Response::builder().status(up.status());
+            for (k, v) in up.headers() {
+                if k != reqwest::header::CONNECTION
+                    && k != reqwest::header::CONTENT_LENGTH
+                    && k != reqwest::header::TRANSFER_ENCODING
+                {
+                    res = res.header(k, v);
+                }
+            }
+            res.body(axum::body::Body::from(up.bytes().await.unwrap()))
+                .unwrap()
+        }
+    });
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(socket, app).await });
+    format!("http://{addr}")
+}
+
+/// CPU (user + system) the calling thread has used, seconds.
+fn thread_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / clock_ticks()
+}
+
+/// The SDK's own CPU per request: `n` requests from one thread running a
+/// single-threaded runtime (as the worker does), timed with that thread's CPU
+/// clock. Returns µs per request.
+fn sdk_cost<F, Fut>(n: usize, call: F) -> f64
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for _ in 0..20 {
+                call().await; // warm the connection pool and caches
+            }
+            let c0 = thread_cpu_secs();
+            for _ in 0..n {
+                call().await;
+            }
+            (thread_cpu_secs() - c0) * 1e6 / n as f64
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// What one SDK request costs this process, the floor under the worker's CPU per
+/// event: a DynamoDB read (DynamoDB Local keeps connections alive) and an empty
+/// SQS receive, from moto directly and through the keep-alive front.
+async fn sdk_floor() {
+    let s = provisioned(false).await;
+    let n = 2_000;
+    let (ddb, table) = (s.dynamodb.clone(), s.provisioned.table.clone());
+    let get = sdk_cost(n, move || {
+        let (ddb, table) = (ddb.clone(), table.clone());
+        async move {
+            ddb.get_item()
+                .table_name(table)
+                .key("targetId", AttributeValue::S(Uuid::nil().to_string()))
+                .key("id", AttributeValue::S(Uuid::nil().to_string()))
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let receive = |endpoint: String| {
+        let sqs = aws_sdk_sqs::Client::new(&integration_tests::sdk_config(&endpoint));
+        let url = s.provisioned.queue_url.clone();
+        sdk_cost(n, move || {
+            let (sqs, url) = (sqs.clone(), url.clone());
+            async move {
+                sqs.receive_message()
+                    .queue_url(url)
+                    .wait_time_seconds(0)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let closed = receive(s.stack.moto.clone());
+    let kept = receive(keep_alive_front(s.stack.moto.clone()).await);
+    println!("SDK floor, CPU per request of one client thread ({n} requests each):\n");
+    println!("| request | connection | CPU per request |");
+    println!("|---|---|---|");
+    println!("| DynamoDB GetItem (DynamoDB Local) | kept alive | {get:.0} µs |");
+    println!("| SQS ReceiveMessage, empty (moto) | new per request | {closed:.0} µs |");
+    println!(
+        "| SQS ReceiveMessage, empty (moto via keep-alive front) | kept alive | {kept:.0} µs |"
+    );
+    println!();
+}
+
+async fn drain(concurrency: u16, event_type: &str, n: usize, keep_alive: bool) -> Drain {
     let s = provisioned(false).await;
     let log = std::env::temp_dir().join(format!("bench-worker-{}.log", Uuid::new_v4()));
-    let mut w = s
-        .listener_command(LISTENER)
+    let mut cmd = s.listener_command(LISTENER);
+    if keep_alive {
+        cmd.env(
+            "AWS_ENDPOINT_URL_SQS",
+            keep_alive_front(s.stack.moto.clone()).await,
+        );
+    }
+    let mut w = cmd
         .args([
             "poll",
             "--wait-secs",
@@ -162,10 +294,15 @@ async fn listener_bench() {
         .unwrap_or(5_000);
     println!("### Listener end to end ({n} events, worker as a release process)\n");
     println!(
-        "| worker | events | drain time | events/s | CPU per event | DynamoDB write requests per event |"
+        "| worker | events | drain time | events/s | CPU per event | DynamoDB write requests per event | messages per batch |"
     );
-    println!("|---|---|---|---|---|---|");
-    for c in [1u16, 4] {
+    println!("|---|---|---|---|---|---|---|");
+    for (c, keep_alive) in [(1u16, false), (1, true), (4, false), (4, true)] {
+        let via = if keep_alive {
+            "SQS kept alive"
+        } else {
+            "moto direct"
+        };
         for (label, et) in [
             ("records (PersonUpdatedEvent)", "PersonUpdatedEvent"),
             (
@@ -173,9 +310,9 @@ async fn listener_bench() {
                 "ContactDetailEditedEvent",
             ),
         ] {
-            let d = drain(c, et, n).await;
+            let d = drain(c, et, n, keep_alive).await;
             println!(
-                "| concurrency {c}, {label} | {n} | {:.1} s | {:.0} | {:.1} µs | {:.3} | {:.1} |",
+                "| concurrency {c}, {via}, {label} | {n} | {:.1} s | {:.0} | {:.1} µs | {:.3} | {:.1} |",
                 d.secs,
                 n as f64 / d.secs,
                 d.cpu_us_per_event,
@@ -454,6 +591,7 @@ async fn main() {
         api_bench().await;
     }
     if run("listener") {
+        sdk_floor().await;
         listener_bench().await;
     }
 }
