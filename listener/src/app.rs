@@ -10,6 +10,18 @@ use crate::cli::{Cli, Command, DlqCommand};
 use crate::handler::Processor;
 use crate::{dlq, lambda, provision, publish, worker};
 
+/// Runs [`main`] on a single-threaded Tokio runtime. The listener's work is
+/// waiting on SQS and DynamoDB with a few microseconds of transform per event; a
+/// multi-threaded runtime only adds thread wake-ups to every small request
+/// (BENCHMARKS.md). Concurrency comes from the receive loops, not from threads.
+pub fn run() -> Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(main())
+}
+
 /// The whole `activity-listener` program: parse the command line, set up JSON
 /// logging, build the clients once and run the command.
 pub async fn main() -> Result<()> {

@@ -1,6 +1,5 @@
-//! `activity-listener`: a thin binary over [`listener::app::main`].
+//! `activity-listener`: a thin binary over [`listener::app::run`].
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
-    listener::app::main().await
+fn main() -> anyhow::Result<()> {
+    listener::app::run()
 }

@@ -1,7 +1,6 @@
 //! The listener program, built inside the test package so the integration tests
 //! can run it as a real process (`CARGO_BIN_EXE_it-listener`).
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    listener::app::main().await
+fn main() -> anyhow::Result<()> {
+    listener::app::run()
 }
