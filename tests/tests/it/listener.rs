@@ -435,3 +435,67 @@ async fn duplicate_keys_in_one_batch_are_written_once_without_failing_the_batch(
     assert_eq!(statuses, vec![Status::Recorded { records: 1 }; 2]);
     assert_eq!(s.item_count().await, 1);
 }
+
+/// A loopback TCP front for `upstream` that holds every new connection for
+/// `delay` before passing bytes through: a DynamoDB that answers slowly.
+async fn slow_front(upstream: &str, delay: Duration) -> String {
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", socket.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = socket.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_batch_that_outlasts_its_visibility_timeout_stays_hidden_until_done() {
+    let s = provisioned(false).await;
+    // Writes take 5 s; the batch is hidden for 2 s at a time.
+    let slow = slow_front(&s.stack.dynamodb, Duration::from_secs(5)).await;
+    let mut p = s.processor(Mapping::default());
+    p.dynamodb = aws_sdk_dynamodb::Client::new(&integration_tests::sdk_config(&slow));
+    let mut cfg = s.worker_config();
+    cfg.visibility_secs = 2;
+    let entity = Uuid::new_v4();
+    s.sqs
+        .send_message()
+        .queue_url(&s.provisioned.queue_url)
+        .message_body(event("PersonUpdatedEvent", entity, old_data(), new_data()).to_string())
+        .send()
+        .await
+        .unwrap();
+    let batch = listener::worker::receive(&s.sqs, &cfg).await.unwrap();
+    // Another consumer looks at 3.5 s, when a 2 s visibility would have run out.
+    let other_consumer = async {
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        s.sqs
+            .receive_message()
+            .queue_url(&s.provisioned.queue_url)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .unwrap()
+            .messages()
+            .len()
+    };
+    let (polled, seen) = tokio::join!(
+        listener::worker::handle(&p, &s.sqs, &cfg, batch),
+        other_consumer
+    );
+    assert_eq!(
+        seen, 0,
+        "the message was offered again while its batch was still running"
+    );
+    assert_eq!((polled.received, polled.deleted), (1, 1));
+    assert_eq!(s.activities(entity).await.len(), 1);
+    assert_eq!(s.queue_depth(&s.provisioned.queue_url).await, 0);
+}
