@@ -106,12 +106,17 @@ impl TransformError {
 
 /// Parses a message body and applies the mapping: the whole write-path logic short of I/O.
 pub fn transform(body: &[u8], mapping: &Mapping) -> Result<Outcome, TransformError> {
-    let event = Event::parse(body)?;
-    records_for(&event, mapping)
+    records_from(Event::parse(body)?, mapping)
 }
 
-/// The records an already parsed event produces.
+/// The records an already parsed event produces, leaving the event as it was.
 pub fn records_for(event: &Event, mapping: &Mapping) -> Result<Outcome, TransformError> {
+    records_from(event.clone(), mapping)
+}
+
+/// The records an already parsed event produces; the event's data moves into
+/// them instead of being copied.
+pub fn records_from(event: Event, mapping: &Mapping) -> Result<Outcome, TransformError> {
     let rule = match mapping.rule(&event.event_type)? {
         Rule::Ignore => return Ok(Outcome::Ignored),
         Rule::Record(r) => r,
@@ -126,35 +131,50 @@ pub fn records_for(event: &Event, mapping: &Mapping) -> Result<Outcome, Transfor
         targets.push((tid, second.as_str()));
     }
 
+    let Event {
+        id: event_id,
+        event_type,
+        source_domain,
+        source_system,
+        correlation_id,
+        date_time,
+        user,
+        old_data,
+        new_data,
+        ..
+    } = event;
     let empty = Value::Object(Map::new());
-    let d = diff::diff(
-        Some(event.old_data.as_ref().unwrap_or(&empty)),
-        Some(event.new_data.as_ref().unwrap_or(&empty)),
-    );
-    let author = match &event.user {
+    let old_side = Some(old_data.as_ref().unwrap_or(&empty));
+    let new_side = Some(new_data.as_ref().unwrap_or(&empty));
+    // Updates keep only what changed; the others keep the data whole.
+    let (old_data, new_data, changes) = match rule.activity {
+        ActivityType::Update | ActivityType::End => {
+            let d = diff::diff(old_side, new_side);
+            (d.old, d.new, d.changes)
+        }
+        ActivityType::Create | ActivityType::Delete | ActivityType::Migrate => {
+            let changes = diff::changes(old_side, new_side);
+            (old_data, new_data, changes)
+        }
+    };
+    let author = match user {
         Some(u) if !u.name.trim().is_empty() || !u.email.trim().is_empty() => Author {
-            full_name: u.name.clone(),
-            email: u.email.clone(),
+            full_name: u.name,
+            email: u.email,
         },
         _ => Author {
-            full_name: event.source_system.clone(),
+            full_name: source_system.clone(),
             email: String::new(),
         },
     };
-    let (old_data, new_data) = match rule.activity {
-        ActivityType::Update | ActivityType::End => (d.old, d.new),
-        ActivityType::Create | ActivityType::Delete | ActivityType::Migrate => {
-            (event.old_data.clone(), event.new_data.clone())
-        }
-    };
     let provenance = Provenance {
-        event_id: event.id,
-        event_type: event.event_type.clone(),
-        correlation_id: event.correlation_id,
-        source_system: event.source_system.clone(),
+        event_id,
+        event_type,
+        correlation_id,
+        source_system,
     };
 
-    let mut shared = Some((old_data, new_data, d.changes, author, provenance));
+    let mut shared = Some((old_data, new_data, changes, author, provenance));
     let last = targets.len() - 1;
     let records = targets
         .into_iter()
@@ -167,19 +187,19 @@ pub fn records_for(event: &Event, mapping: &Mapping) -> Result<Outcome, Transfor
                 shared.clone()?
             };
             let mut a = Activity {
-                id: activity_id(event.id, target_id),
+                id: activity_id(event_id, target_id),
                 target_id,
                 target_type: target_type.to_owned(),
                 activity_type: rule.activity,
-                created_at: event.date_time,
+                created_at: date_time,
                 old_data,
                 new_data,
                 changes: Some(changes),
                 author,
-                source_domain: event.source_domain.clone(),
+                source_domain: source_domain.clone(),
                 ttl: mapping
                     .retention_days(target_type)
-                    .map(|days| event.date_time.plus_days(days).unix_seconds()),
+                    .map(|days| date_time.plus_days(days).unix_seconds()),
                 provenance: Some(provenance),
                 truncated: false,
             };

@@ -20,7 +20,8 @@ pub mod time;
 pub mod token;
 
 pub use activity::{
-    Activity, Author, Outcome, Provenance, TransformError, activity_id, records_for, transform,
+    Activity, Author, Outcome, Provenance, TransformError, activity_id, records_for, records_from,
+    transform,
 };
 pub use event::{Event, EventError};
 pub use mapping::{ActivityType, Mapping};

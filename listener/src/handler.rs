@@ -130,7 +130,7 @@ impl Processor {
             }
             let outcome = parsed
                 .map_err(TransformError::from)
-                .and_then(|e| domain::records_for(&e, &self.mapping));
+                .and_then(|e| domain::records_from(e, &self.mapping));
             let failure = match outcome {
                 Ok(Outcome::Ignored) => {
                     statuses[i] = Some(Status::Ignored);
