@@ -15,7 +15,9 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024 - 2 * 1024;
 /// BatchWriteItem takes at most 25 requests.
 const BATCH: usize = 25;
 /// Attempts at items DynamoDB leaves unprocessed (throttling) before the
-/// messages behind them are reported failed and left for redelivery.
+/// messages behind them are reported failed and left for redelivery. A request
+/// that fails outright (after the SDK's own retries of transient errors) fails
+/// its messages at once.
 const ATTEMPTS: u32 = 6;
 
 /// How an activity had to be stored.
@@ -103,14 +105,22 @@ pub async fn write_items(
         e.push(owner);
     }
     let mut failed: Vec<usize> = Vec::new();
-    for chunk in unique.chunks(BATCH) {
-        let mut pending: Vec<WriteRequest> = chunk
-            .iter()
+    let mut fail = |keys: &[(String, String)]| {
+        for k in keys {
+            failed.extend(owners.get(k).into_iter().flatten());
+        }
+    };
+    // Items move into the requests: nothing is copied on the way to the SDK.
+    let mut unique = unique.into_iter().peekable();
+    while unique.peek().is_some() {
+        let mut pending: Vec<WriteRequest> = unique
+            .by_ref()
+            .take(BATCH)
             .map(|i| {
                 WriteRequest::builder()
                     .put_request(
                         PutRequest::builder()
-                            .set_item(Some(i.clone()))
+                            .set_item(Some(i))
                             .build()
                             .unwrap_or_else(|_| {
                                 // set_item(Some) satisfies the only required field.
@@ -124,32 +134,38 @@ pub async fn write_items(
         while !pending.is_empty() {
             attempt += 1;
             stats.requests += 1;
+            let keys: Vec<(String, String)> = pending
+                .iter()
+                .filter_map(|r| r.put_request().map(|p| key_of(p.item())))
+                .collect();
             let result = client
                 .batch_write_item()
-                .request_items(table, pending.clone())
+                .request_items(table, pending)
                 .send()
                 .await;
-            match result {
-                Ok(out) => {
-                    pending = out
-                        .unprocessed_items()
-                        .and_then(|m| m.get(table))
-                        .cloned()
-                        .unwrap_or_default();
-                }
+            pending = match result {
+                // Throttled items come back unprocessed: retried here, with backoff.
+                Ok(out) => out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(table))
+                    .unwrap_or_default(),
+                // The SDK has already retried transient errors; the request is gone
+                // with its items, whose messages come back after the store retry delay.
                 Err(e) => {
                     warn!(table, attempt, error = %crate::aws::err(e), "batch write failed");
+                    fail(&keys);
+                    break;
                 }
-            }
+            };
             if pending.is_empty() {
                 break;
             }
             if attempt >= ATTEMPTS {
-                for r in &pending {
-                    if let Some(item) = r.put_request().map(|p| p.item()) {
-                        failed.extend(owners.get(&key_of(item)).into_iter().flatten());
-                    }
-                }
+                let left: Vec<_> = pending
+                    .iter()
+                    .filter_map(|r| r.put_request().map(|p| key_of(p.item())))
+                    .collect();
+                fail(&left);
                 break;
             }
             tokio::time::sleep(backoff(attempt)).await;
