@@ -58,73 +58,47 @@ fn push_segment(path: &str, key: &str) -> String {
 /// Compares two versions. Both `None` or equal gives an empty diff whose sides are
 /// empty objects when the inputs were objects.
 pub fn diff(old: Option<&Value>, new: Option<&Value>) -> Diff {
-    let mut changes = Vec::new();
-    let null = Value::Null;
-    let o = old.unwrap_or(&null);
-    let n = new.unwrap_or(&null);
-    match (o, n) {
-        (Value::Object(a), Value::Object(b)) => {
-            let (ra, rb) = diff_objects(a, b, "", &mut changes);
-            Diff {
-                old: Some(Value::Object(ra)),
-                new: Some(Value::Object(rb)),
-                changes,
-            }
-        }
-        _ if o == n => Diff {
-            old: old.cloned(),
-            new: new.cloned(),
-            changes,
-        },
-        _ => {
-            changes.push(Change {
-                path: String::new(),
-                old: o.clone(),
-                new: n.clone(),
-            });
-            Diff {
-                old: old.cloned(),
-                new: new.cloned(),
-                changes,
-            }
-        }
-    }
+    walk(old, new, true)
 }
 
 /// Only the list of changes, for records that keep their data whole (create,
 /// delete, migrate): the same list as [`diff`] gives, without building the
 /// reduced copies of both sides.
 pub fn changes(old: Option<&Value>, new: Option<&Value>) -> Vec<Change> {
+    walk(old, new, false).changes
+}
+
+/// The diff; with `reduce` false only its change list is filled in.
+fn walk(old: Option<&Value>, new: Option<&Value>, reduce: bool) -> Diff {
     let mut changes = Vec::new();
     let null = Value::Null;
     let o = old.unwrap_or(&null);
     let n = new.unwrap_or(&null);
-    match (o, n) {
-        (Value::Object(a), Value::Object(b)) => {
-            diff_objects_with(a, b, "", &mut changes, false);
-        }
-        _ if o == n => {}
-        _ => changes.push(Change {
+    if let (Value::Object(a), Value::Object(b)) = (o, n) {
+        let (ra, rb) = diff_objects(a, b, "", &mut changes, reduce);
+        return Diff {
+            old: Some(Value::Object(ra)),
+            new: Some(Value::Object(rb)),
+            changes,
+        };
+    }
+    if o != n {
+        changes.push(Change {
             path: String::new(),
             old: o.clone(),
             new: n.clone(),
-        }),
+        });
     }
-    changes
-}
-
-fn diff_objects(
-    a: &Map<String, Value>,
-    b: &Map<String, Value>,
-    path: &str,
-    changes: &mut Vec<Change>,
-) -> (Map<String, Value>, Map<String, Value>) {
-    diff_objects_with(a, b, path, changes, true)
+    Diff {
+        old: old.filter(|_| reduce).cloned(),
+        new: new.filter(|_| reduce).cloned(),
+        changes,
+    }
 }
 
 /// Walks two objects in key order, listing changes; with `reduce`, also builds
 /// both sides reduced to the changed keys.
-fn diff_objects_with(
+fn diff_objects(
     a: &Map<String, Value>,
     b: &Map<String, Value>,
     path: &str,
@@ -142,7 +116,7 @@ fn diff_objects_with(
         match (x, y) {
             _ if x == y => {}
             (Value::Object(x), Value::Object(y)) => {
-                let (sx, sy) = diff_objects_with(x, y, &push_segment(path, key), changes, reduce);
+                let (sx, sy) = diff_objects(x, y, &push_segment(path, key), changes, reduce);
                 if reduce {
                     ra.insert(key.clone(), Value::Object(sx));
                     rb.insert(key.clone(), Value::Object(sy));
