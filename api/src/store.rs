@@ -189,7 +189,7 @@ impl Store {
                     .filter_expression(f)
                     .expression_attribute_names("#type", "type");
             }
-            let out = q.send().await.map_err(classify)?;
+            let mut out = q.send().await.map_err(classify)?;
             self.log_query(
                 &QueryLog {
                     index: table::BY_CREATED_AT,
@@ -206,7 +206,6 @@ impl Store {
                 &out,
                 started,
             );
-            let mut out = out;
             last_evaluated = out.last_evaluated_key.take();
             items.extend(decode_all(out.items.take().unwrap_or_default()));
             if items.len() >= want || last_evaluated.is_none() {

@@ -118,7 +118,7 @@ fn stages(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    let Ok(Outcome::Record(records)) = domain::records_for(&event, &mapping) else {
+    let Ok(Outcome::Record(records)) = domain::records_from(event.clone(), &mapping) else {
         panic!("records")
     };
     g.bench_function("4 encode item", |b| {

@@ -109,11 +109,6 @@ pub fn transform(body: &[u8], mapping: &Mapping) -> Result<Outcome, TransformErr
     records_from(Event::parse(body)?, mapping)
 }
 
-/// The records an already parsed event produces, leaving the event as it was.
-pub fn records_for(event: &Event, mapping: &Mapping) -> Result<Outcome, TransformError> {
-    records_from(event.clone(), mapping)
-}
-
 /// The records an already parsed event produces; the event's data moves into
 /// them instead of being copied.
 pub fn records_from(event: Event, mapping: &Mapping) -> Result<Outcome, TransformError> {

@@ -20,8 +20,7 @@ pub mod time;
 pub mod token;
 
 pub use activity::{
-    Activity, Author, Outcome, Provenance, TransformError, activity_id, records_for, records_from,
-    transform,
+    Activity, Author, Outcome, Provenance, TransformError, activity_id, records_from, transform,
 };
 pub use event::{Event, EventError};
 pub use mapping::{ActivityType, Mapping};

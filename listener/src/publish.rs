@@ -62,7 +62,7 @@ pub fn check_lines(
         }
         let checked = Event::parse(line.as_bytes())
             .map_err(TransformError::from)
-            .and_then(|e| domain::records_for(&e, mapping).map(|_| e));
+            .and_then(|e| domain::records_from(e.clone(), mapping).map(|_| e));
         match checked {
             Ok(e) => good.push((n, line, e)),
             Err(e) => bad.push(BadLine {
