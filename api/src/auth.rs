@@ -72,7 +72,7 @@ impl std::fmt::Debug for AuthConfig {
     }
 }
 
-/// The claims the API reads (CONTRACTS §4).
+/// The claims the API reads (docs/contracts.md §4).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Claims {
     /// Subject: logged as who asked.

@@ -1,4 +1,4 @@
-//! The read-only HTTP API of activity-history (CONTRACTS §4, and more).
+//! The read-only HTTP API of activity-history (docs/contracts.md §4, and more).
 //!
 //! - [`http`]: the routes, one module per group, merged with docs and layers.
 //! - [`params`]: query parameters parsed into valid values, with messages that say what to fix.
@@ -47,7 +47,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
 }
 
 /// Lower-cases `/api/...` paths before routing: callers use both `activityhistory`
-/// and `activityHistory` (CONTRACTS §4), and ids are GUIDs, whose case does not matter.
+/// and `activityHistory` (docs/contracts.md §4), and ids are GUIDs, whose case does not matter.
 pub fn normalize_path(mut req: Request) -> Request {
     let path = req.uri().path();
     if path.len() >= 5

@@ -1,4 +1,4 @@
-//! The API's JSON shapes (CONTRACTS §4), kept apart from the stored shape and
+//! The API's JSON shapes (docs/contracts.md §4), kept apart from the stored shape and
 //! built from it by named conversions.
 
 use serde::Serialize;

@@ -9,7 +9,7 @@ use crate::error::ApiError;
 
 /// The largest page a caller may ask for (the old service had no bound).
 pub const MAX_PAGE_SIZE: u32 = 100;
-/// The page size when none is given (CONTRACTS §4).
+/// The page size when none is given (docs/contracts.md §4).
 pub const DEFAULT_PAGE_SIZE: u32 = 10;
 
 /// Newest first (the contract's order) or oldest first.

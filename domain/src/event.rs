@@ -1,4 +1,4 @@
-//! The change event of CONTRACTS §1, parsed tolerantly and rejected precisely.
+//! The change event of docs/contracts.md §1, parsed tolerantly and rejected precisely.
 //!
 //! Unknown fields are ignored, GUIDs are accepted in any case, a missing or null
 //! `user` means the source system made the change. Every way an event can be wrong

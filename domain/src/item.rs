@@ -1,5 +1,5 @@
 //! The DynamoDB item codec, compatible both ways with the existing table
-//! (CONTRACTS §3).
+//! (docs/contracts.md §3).
 //!
 //! What we write stays readable by the old reader: lowerCamelCase names,
 //! `createdAt` with 7 fraction digits, data as maps (or `NULL`), `authorDetails`
@@ -407,7 +407,7 @@ mod tests {
         AttributeValue::S(v.to_owned())
     }
 
-    /// An item exactly as the old .NET writer stored it (CONTRACTS §3).
+    /// An item exactly as the old .NET writer stored it (docs/contracts.md §3).
     fn old_writer_item() -> Item {
         HashMap::from([
             (

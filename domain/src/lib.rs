@@ -1,9 +1,9 @@
 //! The domain of activity-history: everything the listener and the API agree on,
 //! with no network I/O but the table definition.
 //!
-//! - [`event`]: the change event of CONTRACTS §1, parsed tolerantly, rejected precisely.
+//! - [`event`]: the change event of docs/contracts.md §1, parsed tolerantly, rejected precisely.
 //! - [`time`]: .NET date-times in, the table's 7-digit `createdAt` out.
-//! - [`mapping`]: which event type records what (CONTRACTS §2), masks, retention.
+//! - [`mapping`]: which event type records what (docs/contracts.md §2), masks, retention.
 //! - [`diff`]: old/new data reduced to what changed, and masking.
 //! - [`activity`]: the activity record and the transform from an event.
 //! - [`item`]: the DynamoDB item codec, compatible with the existing table.

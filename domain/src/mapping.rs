@@ -1,4 +1,4 @@
-//! What each event type records: the table of CONTRACTS §2 as data, extendable
+//! What each event type records: the table of docs/contracts.md §2 as data, extendable
 //! by an operator's file (`ACTIVITY_MAPPING_FILE`) without a rebuild, plus the
 //! fields to mask and the retention per target type.
 
@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-/// The kinds of activity the frontend knows (CONTRACTS §2).
+/// The kinds of activity the frontend knows (docs/contracts.md §2).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
 )]
@@ -279,7 +279,7 @@ mod tests {
         })
     }
 
-    /// CONTRACTS §2, transcribed independently of the TOML table.
+    /// docs/contracts.md §2, transcribed independently of the TOML table.
     const CONTRACT: &[(&str, Option<(&str, &str)>)] = &[
         ("PersonCreatedEvent", Some(("create", "person"))),
         ("PersonUpdatedEvent", Some(("update", "person"))),

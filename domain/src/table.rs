@@ -1,13 +1,7 @@
-//! The `ActivityHistory` table's definition (CONTRACTS §3 plus the `ActivityById`
-//! index and TTL on `ttl`), and the one call that creates it. The same definition
-//! serves tests, the local run and the deployment template's documentation.
-
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
-};
+//! The `ActivityHistory` table's names (docs/contracts.md §3 plus the `ActivityById`
+//! index and TTL on `ttl`): what the writer, the reader and the provisioning share.
+//! Creating the table is network I/O and lives with provisioning
+//! (`listener::table`).
 
 /// Default table name (`ACTIVITY_TABLE`).
 pub const DEFAULT_TABLE: &str = "ActivityHistory";
@@ -17,90 +11,3 @@ pub const BY_CREATED_AT: &str = "ActivityHistoryByCreatedAt";
 pub const BY_ID: &str = "ActivityById";
 /// The attribute DynamoDB's TTL reads.
 pub const TTL_ATTRIBUTE: &str = "ttl";
-
-/// Why the table could not be created.
-#[derive(Debug, thiserror::Error)]
-#[error("creating table {table}: {detail}")]
-pub struct ProvisionError {
-    /// The table name.
-    pub table: String,
-    /// The service's answer.
-    pub detail: String,
-}
-
-fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, aws_sdk_dynamodb::error::BuildError> {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(kind)
-        .build()
-}
-
-fn attr(name: &str) -> Result<AttributeDefinition, aws_sdk_dynamodb::error::BuildError> {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-}
-
-/// Creates the table with its indexes and TTL; an existing table is left as it is.
-pub async fn create_table(client: &Client, table: &str) -> Result<(), ProvisionError> {
-    let fail = |detail: String| ProvisionError {
-        table: table.to_owned(),
-        detail,
-    };
-    let build = |e: aws_sdk_dynamodb::error::BuildError| fail(e.to_string());
-    let all = Projection::builder()
-        .projection_type(ProjectionType::All)
-        .build();
-    let result = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("targetId").map_err(build)?)
-        .attribute_definitions(attr("id").map_err(build)?)
-        .attribute_definitions(attr("createdAt").map_err(build)?)
-        .key_schema(key("targetId", KeyType::Hash).map_err(build)?)
-        .key_schema(key("id", KeyType::Range).map_err(build)?)
-        .local_secondary_indexes(
-            LocalSecondaryIndex::builder()
-                .index_name(BY_CREATED_AT)
-                .key_schema(key("targetId", KeyType::Hash).map_err(build)?)
-                .key_schema(key("createdAt", KeyType::Range).map_err(build)?)
-                .projection(all.clone())
-                .build()
-                .map_err(build)?,
-        )
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(BY_ID)
-                .key_schema(key("id", KeyType::Hash).map_err(build)?)
-                .projection(all)
-                .build()
-                .map_err(build)?,
-        )
-        .send()
-        .await;
-    match result {
-        Ok(_) => {}
-        Err(SdkError::ServiceError(e)) if e.err().is_resource_in_use_exception() => return Ok(()),
-        Err(e) => {
-            return Err(fail(
-                aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
-            ));
-        }
-    }
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(TTL_ATTRIBUTE)
-                .enabled(true)
-                .build()
-                .map_err(build)?,
-        )
-        .send()
-        .await
-        .map_err(|e| fail(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
-    Ok(())
-}

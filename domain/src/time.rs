@@ -2,7 +2,7 @@
 //!
 //! Publishers send `System.DateTime` values: 0–7 fraction digits, with `Z`, with a
 //! numeric offset, or with no offset at all (which the contract says means UTC).
-//! The table stores `yyyy-MM-ddTHH:mm:ss.fffffffZ` (CONTRACTS §3) so that strings
+//! The table stores `yyyy-MM-ddTHH:mm:ss.fffffffZ` (docs/contracts.md §3) so that strings
 //! sort by time; [`Timestamp::to_table_string`] always writes that shape.
 
 use std::fmt;

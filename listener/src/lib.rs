@@ -9,6 +9,7 @@
 //! - [`publish`]: events from NDJSON, checked and published in batches (backfill).
 //! - [`metrics`]: counters per outcome, CloudWatch Embedded Metric Format.
 //! - [`provision`]: the table, topics, queues and subscriptions, created idempotently.
+//! - [`table`]: creates the table with its indexes and TTL.
 //! - [`aws`]: SDK clients built once from the standard AWS variables.
 //! - [`app`]: the program behind the `activity-listener` binary.
 //! - [`cli`]: the `activity-listener` command line and its configuration.
@@ -23,4 +24,5 @@ pub mod metrics;
 pub mod provision;
 pub mod publish;
 pub mod store;
+pub mod table;
 pub mod worker;

@@ -1,5 +1,5 @@
 //! Creates what the listener needs: the table, one FIFO topic per domain
-//! (CONTRACTS §1), the FIFO activity queue with its dead-letter queue, and
+//! (docs/contracts.md §1), the FIFO activity queue with its dead-letter queue, and
 //! raw-delivery subscriptions from every topic to the queue. Idempotent: running
 //! it again finds what exists and changes nothing. Tests, the local run and the
 //! documentation use these same definitions.
@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use aws_sdk_sqs::types::QueueAttributeName;
 
-/// The domains that publish change events, one SNS topic each (CONTRACTS §1).
+/// The domains that publish change events, one SNS topic each (docs/contracts.md §1).
 pub const DOMAINS: [&str; 12] = [
     "person",
     "tenure",
@@ -126,7 +126,7 @@ pub async fn provision(
     sqs: &aws_sdk_sqs::Client,
     spec: &Spec,
 ) -> Result<Provisioned> {
-    domain::table::create_table(dynamodb, &spec.table).await?;
+    crate::table::create_table(dynamodb, &spec.table).await?;
 
     let dlq_url = create_queue(
         sqs,

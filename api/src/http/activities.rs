@@ -1,4 +1,4 @@
-//! `/api/v1/activityhistory`: a target's history in pages (CONTRACTS §4), one
+//! `/api/v1/activityhistory`: a target's history in pages (docs/contracts.md §4), one
 //! activity by id, and the analysts' export.
 
 use axum::Json;

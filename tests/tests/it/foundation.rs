@@ -111,7 +111,7 @@ async fn an_activity_written_through_the_sdk_reads_back_the_same() {
     let s = stack().await;
     let ddb = dynamodb(s);
     let name = unique("ActivityHistory");
-    table::create_table(&ddb, &name).await.unwrap();
+    listener::table::create_table(&ddb, &name).await.unwrap();
 
     let Outcome::Record(records) =
         transform(person_update().to_string().as_bytes(), &Mapping::default()).unwrap()

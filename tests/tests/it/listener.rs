@@ -9,7 +9,7 @@ use listener::worker::poll_once;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// CONTRACTS §2 plus the finance event: (event type, publishing domain, expected
+/// docs/contracts.md §2 plus the finance event: (event type, publishing domain, expected
 /// activity type and target type; None for "no activity").
 type Expected = (
     &'static str,
