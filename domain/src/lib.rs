@@ -1,5 +1,5 @@
 //! The domain of activity-history: everything the listener and the API agree on,
-//! with no network I/O but the table definition.
+//! with no network I/O.
 //!
 //! - [`event`]: the change event of docs/contracts.md §1, parsed tolerantly, rejected precisely.
 //! - [`time`]: .NET date-times in, the table's 7-digit `createdAt` out.
@@ -8,13 +8,16 @@
 //! - [`activity`]: the activity record and the transform from an event.
 //! - [`item`]: the DynamoDB item codec, compatible with the existing table.
 //! - [`token`]: opaque, HMAC-authenticated page tokens.
-//! - [`table`]: the table's definition and creation.
+//! - [`table`]: the table's names: key attributes, indexes, TTL attribute.
+//! - `sample` (feature `sample`): sample events for every crate's tests.
 
 pub mod activity;
 pub mod diff;
 pub mod event;
 pub mod item;
 pub mod mapping;
+#[cfg(feature = "sample")]
+pub mod sample;
 pub mod table;
 pub mod time;
 pub mod token;

@@ -1,19 +1,23 @@
 //! The one per-message step every runner shares (Lambda, the long-poll worker and
 //! dead-letter replay): messages in, a status per message out.
 //!
-//! A batch is transformed message by message, then all of its records go to the
-//! table together (one BatchWriteItem for up to 25 records), so a batch of ten
-//! events costs about one write request. A bad message fails alone. On a FIFO
-//! queue, once a message of a group fails, later messages of that group in the
-//! batch are reported failed too, so the group's order is kept on redelivery.
+//! A batch goes through three steps. [`plan`] is pure: each message's body
+//! becomes the items it asks the table to hold, or a failure, and on a FIFO queue
+//! a failure holds back the later messages of its group. Then every item of the
+//! batch is written together ([`store::write_items`]: one BatchWriteItem for up to
+//! 25 records, so ten events cost about one write request). [`settle`] is pure
+//! again: it applies the write's outcome, holding back the group of a message whose
+//! records could not be written, so the group's order is kept on redelivery. A bad
+//! message fails alone.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use domain::event::EventLabels;
+use domain::event::{EventError, EventLabels};
+use domain::item::Item;
 use domain::{Event, Mapping, Outcome, TransformError};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, Span, info, info_span, warn};
 
 use crate::metrics::{BatchCounts, Metrics};
 use crate::store::{self, Fit};
@@ -31,7 +35,9 @@ pub struct Message {
     pub receive_count: Option<u32>,
 }
 
-/// Why a message failed; also the reason class in logs and dead-letter tooling.
+/// Why a message failed. Its [`Failure::class`] is the reason class of logs,
+/// metrics, `publish` reports and dead-letter tooling: this is the one place
+/// those names are given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// Not a valid event.
@@ -44,6 +50,10 @@ pub enum Failure {
     HeldBack,
 }
 
+/// The dead-letter tooling's class for a message that would be recorded now (it
+/// failed to store, or its mapping was added since).
+pub const RECORDABLE: &str = "recordable";
+
 impl Failure {
     /// The reason class as logged.
     pub fn class(self) -> &'static str {
@@ -52,6 +62,14 @@ impl Failure {
             Self::Unmapped => "unmapped",
             Self::Store => "store",
             Self::HeldBack => "held_back",
+        }
+    }
+
+    /// The failure a transform error stands for.
+    pub fn of(e: &TransformError) -> Self {
+        match e {
+            TransformError::Malformed(_) => Self::Malformed,
+            TransformError::Unmapped(_) => Self::Unmapped,
         }
     }
 }
@@ -94,175 +112,344 @@ impl Processor {
     /// Processes a batch; the result has one status per message, in order.
     pub async fn process_batch(&self, messages: &[Message]) -> (Vec<Status>, BatchCounts) {
         let started = Instant::now();
-        let mut statuses: Vec<Option<Status>> = vec![None; messages.len()];
-        let mut failed_groups: HashSet<&str> = HashSet::new();
-        let mut items = Vec::new();
-        let mut record_counts = vec![0usize; messages.len()];
-        let mut spans = Vec::with_capacity(messages.len());
-
-        for (i, m) in messages.iter().enumerate() {
-            // Parse once: the labels of the log span come from the parsed event, and
-            // only a body that does not parse is peeked at for what it can tell.
-            let parsed = Event::parse(m.body.as_bytes());
-            let labels = match &parsed {
-                Ok(e) => EventLabels::of(e),
-                Err(_) => EventLabels::peek(m.body.as_bytes()),
-            };
-            let span = info_span!(
-                "message",
-                message_id = %m.message_id,
-                event_id = labels.event_id.as_deref().unwrap_or(""),
-                event_type = labels.event_type.as_deref().unwrap_or(""),
-                correlation_id = labels.correlation_id.as_deref().unwrap_or(""),
-                receive_count = m.receive_count,
-            );
-            spans.push(span.clone());
-            let _enter = span.enter();
-            if let Some(g) = m.group_id.as_deref()
-                && failed_groups.contains(g)
-            {
-                statuses[i] = Some(Status::Failed(Failure::HeldBack));
-                info!(
-                    reason = "held_back",
-                    "message held back behind a failed message of its group"
-                );
-                continue;
-            }
-            let outcome = parsed
-                .map_err(TransformError::from)
-                .and_then(|e| domain::records_from(e, &self.mapping));
-            let failure = match outcome {
-                Ok(Outcome::Ignored) => {
-                    statuses[i] = Some(Status::Ignored);
-                    info!(outcome = "ignored", "event type records no activity");
-                    None
-                }
-                Ok(Outcome::Record(records)) => {
-                    let mut encoded = Vec::with_capacity(records.len());
-                    let mut bad = None;
-                    for a in &records {
-                        match store::fit_item(a) {
-                            Ok((item, fit)) => {
-                                if fit != Fit::Plain {
-                                    warn!(
-                                        activity_id = %a.id,
-                                        stored = ?fit,
-                                        "record over the DynamoDB item limit; stored reduced"
-                                    );
-                                }
-                                encoded.push((i, item));
-                            }
-                            Err(e) => bad = Some(e),
-                        }
-                    }
-                    match bad {
-                        Some(e) => {
-                            warn!(reason = "malformed", error = %e, "event data cannot be stored");
-                            Some(Failure::Malformed)
-                        }
-                        None => {
-                            record_counts[i] = encoded.len();
-                            items.extend(encoded);
-                            None
-                        }
-                    }
-                }
-                Err(e @ TransformError::Malformed(_)) => {
-                    warn!(reason = "malformed", error = %e, "message is not a valid event");
-                    Some(Failure::Malformed)
-                }
-                Err(e @ TransformError::Unmapped(_)) => {
-                    warn!(reason = "unmapped", error = %e, "event type has no mapping");
-                    Some(Failure::Unmapped)
-                }
-            };
-            if let Some(f) = failure {
-                statuses[i] = Some(Status::Failed(f));
-                if let Some(g) = m.group_id.as_deref() {
-                    failed_groups.insert(g);
-                }
-            }
-        }
-
+        let mut plan = plan(messages, &self.mapping);
+        let items = std::mem::take(&mut plan.items);
         let (store_failed, stats) = store::write_items(&self.dynamodb, &self.table, items)
             .instrument(info_span!("write", table = %self.table))
             .await;
-        let store_failed: HashSet<usize> = store_failed.into_iter().collect();
-        // A later message of a group whose earlier message failed to store was
-        // written, but is reported failed so the group is redelivered in order;
-        // its rewrite is idempotent.
-        let mut store_failed_groups: HashSet<&str> = HashSet::new();
-        for (i, m) in messages.iter().enumerate() {
-            if statuses[i].is_some() {
-                continue;
+        let statuses = settle(plan, messages, &store_failed);
+        let counts = BatchCounts::of(&statuses, stats.requests);
+        self.metrics.add(&counts);
+        log_batch(&counts, messages.len(), started);
+        (statuses, counts)
+    }
+}
+
+/// What [`prepare`] made of a message that did not fail.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Mapped to "no activity": nothing to write.
+    Ignored,
+    /// Its records, encoded and fitted under the item size limit.
+    Items(Vec<Item>),
+}
+
+/// Why [`prepare`] refused a message, with the detail for the log.
+#[derive(Debug)]
+pub struct Rejected {
+    /// The reason class.
+    pub failure: Failure,
+    /// What is wrong, never the event's data.
+    pub error: String,
+}
+
+/// One parsed body becomes the items it asks the table to hold, or a failure.
+/// No I/O: a record too large for the table is reduced here and logged.
+pub fn prepare(parsed: Result<Event, EventError>, mapping: &Mapping) -> Result<Prepared, Rejected> {
+    let records = match parsed
+        .map_err(TransformError::from)
+        .and_then(|e| domain::records_from(e, mapping))
+    {
+        Ok(Outcome::Ignored) => return Ok(Prepared::Ignored),
+        Ok(Outcome::Record(records)) => records,
+        Err(e) => {
+            return Err(Rejected {
+                failure: Failure::of(&e),
+                error: e.to_string(),
+            });
+        }
+    };
+    let fit = |a: &domain::Activity| {
+        let (item, fit) = store::fit_item(a).map_err(|e| Rejected {
+            failure: Failure::Malformed,
+            error: format!("event data cannot be stored: {e}"),
+        })?;
+        if fit != Fit::Plain {
+            warn!(activity_id = %a.id, stored = ?fit, "record over the DynamoDB item limit; stored reduced");
+        }
+        Ok(item)
+    };
+    records
+        .iter()
+        .map(fit)
+        .collect::<Result<_, _>>()
+        .map(Prepared::Items)
+}
+
+/// A batch after [`plan`]: the statuses already decided, and the items waiting
+/// on the write.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Per message: its status when already decided (failed or ignored), `None`
+    /// while its records wait on the write.
+    pub decided: Vec<Option<Status>>,
+    /// Per message: how many records it has waiting.
+    pub records: Vec<usize>,
+    /// The items to write, each tagged with the index of its message.
+    pub items: Vec<(usize, Item)>,
+    /// Per message: the log span with its ids and correlation id, so the outcome
+    /// logged by [`settle`] carries them too.
+    pub spans: Vec<Span>,
+}
+
+/// The first step of a batch, pure: every message prepared in order; on a FIFO
+/// queue, a failed message holds back the later messages of its group unprocessed.
+pub fn plan(messages: &[Message], mapping: &Mapping) -> Plan {
+    let mut plan = Plan {
+        decided: vec![None; messages.len()],
+        records: vec![0; messages.len()],
+        ..Plan::default()
+    };
+    let mut failed_groups: HashSet<&str> = HashSet::new();
+    for (i, m) in messages.iter().enumerate() {
+        // Parse once: the span's labels come from the parsed event, and only a
+        // body that does not parse is peeked at for what it can tell.
+        let parsed = Event::parse(m.body.as_bytes());
+        let span = message_span(m, &parsed);
+        let _enter = span.enter();
+        let group = m.group_id.as_deref();
+        plan.decided[i] = if group.is_some_and(|g| failed_groups.contains(g)) {
+            info!(
+                reason = Failure::HeldBack.class(),
+                "message held back behind a failed message of its group"
+            );
+            Some(Status::Failed(Failure::HeldBack))
+        } else {
+            match prepare(parsed, mapping) {
+                Ok(Prepared::Ignored) => {
+                    info!(outcome = "ignored", "event type records no activity");
+                    Some(Status::Ignored)
+                }
+                Ok(Prepared::Items(items)) => {
+                    plan.records[i] = items.len();
+                    plan.items.extend(items.into_iter().map(|item| (i, item)));
+                    None
+                }
+                Err(r) => {
+                    warn!(reason = r.failure.class(), error = %r.error, "message is not a usable event");
+                    failed_groups.extend(group);
+                    Some(Status::Failed(r.failure))
+                }
             }
-            let held = m
-                .group_id
-                .as_deref()
-                .is_some_and(|g| store_failed_groups.contains(g));
-            // Each outcome is logged in its message's span: ids and correlation id.
-            let _enter = spans[i].enter();
-            statuses[i] = Some(if store_failed.contains(&i) {
+        };
+        drop(_enter);
+        plan.spans.push(span);
+    }
+    plan
+}
+
+fn message_span(m: &Message, parsed: &Result<Event, EventError>) -> Span {
+    let labels = match parsed {
+        Ok(e) => EventLabels::of(e),
+        Err(_) => EventLabels::peek(m.body.as_bytes()),
+    };
+    info_span!(
+        "message",
+        message_id = %m.message_id,
+        event_id = labels.event_id.as_deref().unwrap_or(""),
+        event_type = labels.event_type.as_deref().unwrap_or(""),
+        correlation_id = labels.correlation_id.as_deref().unwrap_or(""),
+        receive_count = m.receive_count,
+    )
+}
+
+/// The last step of a batch, pure: the write's outcome applied. `store_failed`
+/// names the messages whose records could not be written. A later message of such
+/// a message's group was written, but is reported failed so the group is
+/// redelivered in order; its rewrite is idempotent.
+pub fn settle(plan: Plan, messages: &[Message], store_failed: &[usize]) -> Vec<Status> {
+    let store_failed: HashSet<usize> = store_failed.iter().copied().collect();
+    let mut failed_groups: HashSet<&str> = HashSet::new();
+    let waiting = plan.decided.into_iter().zip(plan.records).zip(plan.spans);
+    waiting
+        .zip(messages)
+        .enumerate()
+        .map(|(i, (((decided, records), span), m))| {
+            if let Some(status) = decided {
+                return status;
+            }
+            let _enter = span.enter();
+            let group = m.group_id.as_deref();
+            if store_failed.contains(&i) {
                 warn!(
-                    reason = "store",
+                    reason = Failure::Store.class(),
                     "records could not be written; left for redelivery"
                 );
-                if let Some(g) = m.group_id.as_deref() {
-                    store_failed_groups.insert(g);
-                }
+                failed_groups.extend(group);
                 Status::Failed(Failure::Store)
-            } else if held {
+            } else if group.is_some_and(|g| failed_groups.contains(g)) {
                 info!(
-                    reason = "held_back",
+                    reason = Failure::HeldBack.class(),
                     "written, but reported failed behind a failed message of its group"
                 );
                 Status::Failed(Failure::HeldBack)
             } else {
-                info!(
-                    outcome = "recorded",
-                    records = record_counts[i],
-                    "event recorded"
-                );
-                Status::Recorded {
-                    records: record_counts[i],
-                }
-            });
-        }
-
-        let statuses: Vec<Status> = statuses
-            .into_iter()
-            .map(|s| s.unwrap_or(Status::Failed(Failure::Store)))
-            .collect();
-        let mut c = BatchCounts {
-            write_requests: stats.requests,
-            ..Default::default()
-        };
-        for s in &statuses {
-            match s {
-                Status::Recorded { records } => {
-                    c.recorded += 1;
-                    c.records += *records as u64;
-                }
-                Status::Ignored => c.ignored += 1,
-                Status::Failed(Failure::Malformed) => c.malformed += 1,
-                Status::Failed(Failure::Unmapped) => c.unmapped += 1,
-                Status::Failed(Failure::Store) => c.store_failed += 1,
-                Status::Failed(Failure::HeldBack) => c.held_back += 1,
+                info!(outcome = "recorded", records, "event recorded");
+                Status::Recorded { records }
             }
+        })
+        .collect()
+}
+
+fn log_batch(c: &BatchCounts, messages: usize, started: Instant) {
+    info!(
+        messages,
+        recorded = c.recorded,
+        ignored = c.ignored,
+        malformed = c.malformed,
+        unmapped = c.unmapped,
+        store_failed = c.store_failed,
+        held_back = c.held_back,
+        write_requests = c.write_requests,
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "batch processed"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::sample;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    fn message(body: impl Into<String>, group: Option<&str>) -> Message {
+        Message {
+            message_id: Uuid::new_v4().to_string(),
+            body: body.into(),
+            group_id: group.map(str::to_owned),
+            receive_count: Some(1),
         }
-        self.metrics.add(&c);
-        info!(
-            messages = messages.len(),
-            recorded = c.recorded,
-            ignored = c.ignored,
-            malformed = c.malformed,
-            unmapped = c.unmapped,
-            store_failed = c.store_failed,
-            held_back = c.held_back,
-            write_requests = c.write_requests,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "batch processed"
+    }
+
+    fn good(group: Option<&str>) -> Message {
+        message(sample::person_updated(Uuid::new_v4()), group)
+    }
+
+    fn of_type(event_type: &str, group: Option<&str>) -> Message {
+        let e = sample::event(event_type, Uuid::new_v4(), json!({}), json!({"a": 1}));
+        message(e.to_string(), group)
+    }
+
+    fn planned(messages: &[Message]) -> Vec<Option<Status>> {
+        plan(messages, &Mapping::default()).decided
+    }
+
+    const MALFORMED: Option<Status> = Some(Status::Failed(Failure::Malformed));
+    const UNMAPPED: Option<Status> = Some(Status::Failed(Failure::Unmapped));
+    const HELD_BACK: Option<Status> = Some(Status::Failed(Failure::HeldBack));
+
+    #[test]
+    fn a_body_that_is_not_an_event_is_malformed() {
+        let no_entity = sample::event("PersonUpdatedEvent", Uuid::nil(), json!({}), json!({}));
+        let mut no_entity = no_entity;
+        no_entity.as_object_mut().unwrap().remove("entityId");
+        let bodies = [
+            "not json".to_owned(),
+            "[]".to_owned(),
+            no_entity.to_string(),
+            sample::person_updated(Uuid::new_v4()).replace("2024-03-01", "2024-13-01"),
+        ];
+        let messages: Vec<_> = bodies.iter().map(|b| message(b.clone(), None)).collect();
+        assert_eq!(planned(&messages), [MALFORMED; 4]);
+    }
+
+    #[test]
+    fn an_event_type_with_no_mapping_is_unmapped_and_an_ignored_one_is_done() {
+        let messages = [
+            of_type("WidgetFrobbedEvent", None),
+            of_type("ContactDetailEditedEvent", None),
+        ];
+        assert_eq!(planned(&messages), [UNMAPPED, Some(Status::Ignored)]);
+    }
+
+    #[test]
+    fn a_good_event_waits_on_the_write_with_its_records() {
+        let finance = message(
+            sample::transaction_created(Uuid::new_v4(), Uuid::new_v4()),
+            None,
         );
-        (statuses, c)
+        let p = plan(&[good(None), finance], &Mapping::default());
+        assert_eq!(p.decided, [None, None]);
+        assert_eq!(p.records, [1, 2]);
+        let owners: Vec<usize> = p.items.iter().map(|(i, _)| *i).collect();
+        assert_eq!(owners, [0, 1, 1]);
+    }
+
+    #[test]
+    fn a_failure_holds_back_the_later_messages_of_its_group_only() {
+        let messages = [
+            good(Some("a")),
+            message("not json", Some("a")),
+            good(Some("a")),
+            of_type("WidgetFrobbedEvent", Some("a")),
+            good(Some("b")),
+        ];
+        assert_eq!(
+            planned(&messages),
+            [None, MALFORMED, HELD_BACK, HELD_BACK, None]
+        );
+    }
+
+    #[test]
+    fn without_groups_a_failure_holds_back_nothing() {
+        let messages = [message("not json", None), good(None), good(None)];
+        assert_eq!(planned(&messages), [MALFORMED, None, None]);
+    }
+
+    #[test]
+    fn a_failed_write_fails_its_message_and_holds_back_the_rest_of_its_group() {
+        let messages = [
+            good(Some("a")),
+            good(Some("a")),
+            good(Some("a")),
+            good(Some("b")),
+            of_type("ContactDetailEditedEvent", Some("a")),
+        ];
+        let p = plan(&messages, &Mapping::default());
+        let statuses = settle(p, &messages, &[1]);
+        let recorded = Status::Recorded { records: 1 };
+        assert_eq!(
+            statuses,
+            [
+                recorded,
+                Status::Failed(Failure::Store),
+                Status::Failed(Failure::HeldBack),
+                recorded,
+                // Nothing to write, so nothing to keep in order: done.
+                Status::Ignored,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_successful_write_records_every_waiting_message() {
+        let messages = [good(None), message("not json", None), good(None)];
+        let p = plan(&messages, &Mapping::default());
+        let statuses = settle(p, &messages, &[]);
+        let counts = BatchCounts::of(&statuses, 1);
+        assert_eq!(
+            (
+                counts.recorded,
+                counts.records,
+                counts.malformed,
+                counts.write_requests
+            ),
+            (2, 2, 1, 1)
+        );
+        assert!(statuses[0].is_done() && !statuses[1].is_done() && statuses[2].is_done());
+    }
+
+    #[test]
+    fn reason_classes_are_the_names_operators_see() {
+        let classes: Vec<_> = [
+            Failure::Malformed,
+            Failure::Unmapped,
+            Failure::Store,
+            Failure::HeldBack,
+        ]
+        .map(Failure::class)
+        .into();
+        assert_eq!(classes, ["malformed", "unmapped", "store", "held_back"]);
     }
 }

@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::handler::{Failure, Status};
+
 /// Running totals since the process started.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -46,6 +48,30 @@ pub struct BatchCounts {
     pub records: u64,
     /// BatchWriteItem requests sent.
     pub write_requests: u64,
+}
+
+impl BatchCounts {
+    /// The counts of a batch's statuses, and the write requests it cost.
+    pub fn of(statuses: &[Status], write_requests: u64) -> Self {
+        let mut c = Self {
+            write_requests,
+            ..Self::default()
+        };
+        for s in statuses {
+            match s {
+                Status::Recorded { records } => {
+                    c.recorded += 1;
+                    c.records += *records as u64;
+                }
+                Status::Ignored => c.ignored += 1,
+                Status::Failed(Failure::Malformed) => c.malformed += 1,
+                Status::Failed(Failure::Unmapped) => c.unmapped += 1,
+                Status::Failed(Failure::Store) => c.store_failed += 1,
+                Status::Failed(Failure::HeldBack) => c.held_back += 1,
+            }
+        }
+        c
+    }
 }
 
 impl Metrics {
