@@ -31,7 +31,7 @@ pub enum Command {
     /// Serve invocations from the Lambda Runtime API (AWS_LAMBDA_RUNTIME_API).
     Lambda,
     /// Long-poll the activity queue until SIGTERM or Ctrl-C.
-    Poll(PollArgs),
+    Poll(crate::worker::WorkerConfig),
     /// Inspect and replay the dead-letter queue.
     Dlq(DlqArgs),
     /// Publish events from an NDJSON file (backfill, or activities created by hand),
@@ -116,46 +116,6 @@ pub struct PublishArgs {
     pub file: PathBuf,
 }
 
-/// Options of `activity-listener poll`.
-#[derive(Debug, clap::Args)]
-pub struct PollArgs {
-    /// URL of the activity queue.
-    #[arg(long, env = "ACTIVITY_QUEUE_URL")]
-    pub queue_url: String,
-    /// Receive loops running at once.
-    #[arg(long, env = "ACTIVITY_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub concurrency: u16,
-    /// Long-poll wait in seconds (0-20).
-    #[arg(long, env = "ACTIVITY_WAIT_SECS", default_value_t = 20, value_parser = clap::value_parser!(i32).range(0..=20))]
-    pub wait_secs: i32,
-    /// Seconds a received batch stays hidden from other consumers; extended while
-    /// a batch runs long.
-    #[arg(long, env = "ACTIVITY_VISIBILITY_SECS", default_value_t = 60, value_parser = clap::value_parser!(i32).range(2..=43_200))]
-    pub visibility_secs: i32,
-    /// Seconds before a failed message is offered again.
-    #[arg(long, env = "ACTIVITY_RETRY_DELAY_SECS", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=43_200))]
-    pub retry_delay_secs: i32,
-    /// Seconds before a message whose records could not be written is offered
-    /// again; long enough that a DynamoDB outage does not dead-letter it.
-    #[arg(long, env = "ACTIVITY_STORE_RETRY_SECS", default_value_t = 30, value_parser = clap::value_parser!(i32).range(0..=43_200))]
-    pub store_retry_secs: i32,
-}
-
-impl PollArgs {
-    /// The worker configuration these options describe.
-    pub fn worker_config(&self) -> crate::worker::WorkerConfig {
-        crate::worker::WorkerConfig {
-            queue_url: self.queue_url.clone(),
-            concurrency: usize::from(self.concurrency),
-            wait_secs: self.wait_secs,
-            batch_size: 10,
-            visibility_secs: self.visibility_secs,
-            retry_delay_secs: self.retry_delay_secs,
-            store_retry_secs: self.store_retry_secs,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,17 +126,17 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    /// The README's configuration table lists every variable the listener reads.
+    /// The configuration page lists every variable the listener reads.
     #[test]
-    fn readme_documents_every_environment_variable() {
-        let readme = include_str!("../../README.md");
+    fn configuration_page_documents_every_environment_variable() {
+        let page = include_str!("../../docs/configuration.md");
         let mut cmd = Cli::command();
         let mut missing = Vec::new();
         let mut check = |c: &clap::Command| {
             for a in c.get_arguments() {
                 if let Some(env) = a.get_env() {
                     let env = env.to_string_lossy().to_string();
-                    if !readme.contains(&format!("`{env}`")) {
+                    if !page.contains(&format!("`{env}`")) {
                         missing.push(env);
                     }
                 }
@@ -186,6 +146,9 @@ mod tests {
         for sub in cmd.get_subcommands_mut() {
             check(sub);
         }
-        assert!(missing.is_empty(), "README.md lacks {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "docs/configuration.md lacks {missing:?}"
+        );
     }
 }

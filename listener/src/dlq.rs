@@ -12,15 +12,14 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName as A, QueueAttributeName, SendMessageBatchRequestEntry,
-};
+use aws_sdk_sqs::types::{MessageSystemAttributeName as A, QueueAttributeName};
+use domain::Mapping;
 use domain::event::EventLabels;
-use domain::{Mapping, TransformError};
 use serde::Serialize;
 
 use crate::aws::err;
+use crate::handler::{Failure, RECORDABLE};
+use crate::sqs::Outgoing;
 
 /// How long a message read by `stats`, `peek` or `export` stays hidden while the
 /// rest of the queue is read; it is released at once after.
@@ -55,9 +54,9 @@ pub struct DeadLetter {
 /// Why a message is in the dead-letter queue, judged against the current mapping.
 pub fn reason_class(body: &str, mapping: &Mapping) -> &'static str {
     match domain::transform(body.as_bytes(), mapping) {
-        Err(e @ (TransformError::Malformed(_) | TransformError::Unmapped(_))) => e.reason_class(),
+        Err(e) => Failure::of(&e).class(),
         // It would be recorded now: it failed to store, or its mapping was added since.
-        Ok(_) => "recordable",
+        Ok(_) => RECORDABLE,
     }
 }
 
@@ -107,33 +106,29 @@ fn ms(v: Option<&String>) -> Option<u128> {
 async fn receive(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
-    max: i32,
+    max: usize,
     hold_secs: i32,
 ) -> Result<Vec<DeadLetter>> {
-    let out = sqs
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(max.clamp(1, 10))
-        .visibility_timeout(hold_secs)
-        .wait_time_seconds(1)
-        .message_system_attribute_names(A::All)
-        .send()
-        .await
-        .map_err(err)?;
-    Ok(out
-        .messages()
-        .iter()
+    let how = crate::sqs::Receive {
+        max: max.min(crate::sqs::MAX_BATCH) as i32,
+        wait_secs: 1,
+        visibility_secs: hold_secs,
+        attributes: &[A::All],
+    };
+    let received = crate::sqs::receive(sqs, url, how).await?;
+    Ok(received
+        .into_iter()
         .map(|m| {
-            let attr = |n: A| m.attributes().and_then(|a| a.get(&n));
+            let attr = |n: A| crate::sqs::attribute(&m, n);
             DeadLetter {
-                message_id: m.message_id().unwrap_or_default().to_owned(),
-                receipt_handle: m.receipt_handle().unwrap_or_default().to_owned(),
-                body: m.body().unwrap_or_default().to_owned(),
                 group_id: attr(A::MessageGroupId).cloned(),
                 dedup_id: attr(A::MessageDeduplicationId).cloned(),
                 receive_count: attr(A::ApproximateReceiveCount).and_then(|c| c.parse().ok()),
                 sent_ms: ms(attr(A::SentTimestamp)),
                 first_received_ms: ms(attr(A::ApproximateFirstReceiveTimestamp)),
+                message_id: m.message_id.clone().unwrap_or_default(),
+                receipt_handle: m.receipt_handle.clone().unwrap_or_default(),
+                body: m.body.clone().unwrap_or_default(),
             }
         })
         .collect())
@@ -154,7 +149,7 @@ pub async fn scan(
         if want == 0 {
             break;
         }
-        let batch = receive(sqs, url, want as i32, SCAN_HOLD_SECS).await?;
+        let batch = receive(sqs, url, want, SCAN_HOLD_SECS).await?;
         if batch.is_empty() {
             // An empty receive can be a sampling miss on a large queue; two in a row is the end.
             empty_receives += 1;
@@ -175,27 +170,16 @@ pub async fn scan(
 
 /// Makes messages visible again at once.
 pub async fn release(sqs: &aws_sdk_sqs::Client, url: &str, messages: &[DeadLetter]) -> Result<()> {
-    for chunk in messages.chunks(10) {
-        let entries: Vec<_> = chunk
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(&m.receipt_handle)
-                    .visibility_timeout(0)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        sqs.change_message_visibility_batch()
-            .queue_url(url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(err)?;
+    let handles: Vec<&str> = messages.iter().map(|m| m.receipt_handle.as_str()).collect();
+    let outcome = crate::sqs::set_visibility(sqs, url, &handles, 0).await;
+    match outcome.failed.first() {
+        None => Ok(()),
+        Some((_, why)) => bail!(
+            "{} of {} messages could not be released at once ({why}); they reappear when their hiding time ends",
+            outcome.failed.len(),
+            messages.len()
+        ),
     }
-    Ok(())
 }
 
 /// Counts by reason class and event type.
@@ -348,21 +332,21 @@ pub async fn replay(
     source_url: &str,
     options: &ReplayOptions,
 ) -> Result<ReplayReport> {
-    let fifo = source_url.ends_with(".fifo");
     let mut report = ReplayReport::default();
     let mut held: Vec<DeadLetter> = Vec::new();
     let mut seen = HashSet::new();
-    let started = Instant::now();
-    let mut sent_total = 0usize;
+    let pace = Pace::new(options.rate);
     let mut empty_receives = 0;
     loop {
         let done = report.replayed + report.would_replay + report.not_deleted;
-        if options.limit.is_some_and(|l| done >= l) {
-            break;
-        }
-        let want = options.limit.map_or(10, |l| (l - done).min(10));
-        let batch = receive(sqs, dlq_url, want as i32, REPLAY_HOLD_SECS).await?;
+        let want = match options.limit {
+            Some(l) if done >= l => break,
+            Some(l) => (l - done).min(10),
+            None => 10,
+        };
+        let batch = receive(sqs, dlq_url, want, REPLAY_HOLD_SECS).await?;
         if batch.is_empty() {
+            // An empty receive can be a sampling miss on a large queue; two in a row is the end.
             empty_receives += 1;
             if empty_receives >= 2 {
                 break;
@@ -370,117 +354,11 @@ pub async fn replay(
             continue;
         }
         empty_receives = 0;
-        let mut to_send = Vec::new();
-        for m in batch {
-            if !seen.insert(m.message_id.clone()) {
-                // Held past its hiding time and handed out again: keep the new handle.
-                if let Some(h) = held.iter_mut().find(|h| h.message_id == m.message_id) {
-                    h.receipt_handle = m.receipt_handle;
-                }
-                continue;
-            }
-            let matches = options.event_type.as_deref().is_none_or(|t| {
-                EventLabels::peek(m.body.as_bytes()).event_type.as_deref() == Some(t)
-            });
-            if !matches {
-                report.skipped += 1;
-                held.push(m);
-            } else if options.dry_run {
-                report.would_replay += 1;
-                held.push(m);
-            } else {
-                to_send.push(m);
-            }
-        }
-        if to_send.is_empty() {
-            continue;
-        }
-        if let Some(rate) = options.rate.filter(|r| *r > 0.0) {
-            // Pace sends so the total never runs ahead of `rate` per second.
-            let due = Duration::from_secs_f64((sent_total + to_send.len()) as f64 / rate);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                tokio::time::sleep(wait).await;
-            }
-        }
-        let entries: Vec<_> = to_send
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| {
-                let mut e = SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(&m.body);
-                if fifo {
-                    let group = m.group_id.clone().unwrap_or_else(|| "replay".into());
-                    // Keep the original deduplication id, unless it is still inside
-                    // SQS's five-minute window: then SQS would silently drop the
-                    // replay as a duplicate and the message would be lost.
-                    let original = m.dedup_id.clone().unwrap_or_else(|| m.message_id.clone());
-                    let recent = m
-                        .sent_ms
-                        .is_none_or(|s| now_ms().saturating_sub(s) < DEDUP_WINDOW_MS);
-                    let dedup = if recent {
-                        format!(
-                            "{}-replay-{}",
-                            truncate(&original, 100),
-                            m.receive_count.unwrap_or(0)
-                        )
-                    } else {
-                        original
-                    };
-                    e = e.message_group_id(group).message_deduplication_id(dedup);
-                }
-                e.build().ok()
-            })
-            .collect();
-        let out = sqs
-            .send_message_batch()
-            .queue_url(source_url)
-            .set_entries(Some(entries))
-            .send()
-            .await;
-        let sent: Vec<usize> = match out {
-            Ok(o) => {
-                report.send_failed += o.failed().len();
-                o.successful()
-                    .iter()
-                    .filter_map(|s| s.id().parse().ok())
-                    .collect()
-            }
-            Err(e) => {
-                tracing::warn!(error = %err(e), "send to the source queue failed; messages stay in the DLQ");
-                report.send_failed += to_send.len();
-                Vec::new()
-            }
-        };
-        sent_total += sent.len();
-        let delete: Vec<_> = sent
-            .iter()
-            .filter_map(|&i| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(&to_send[i].receipt_handle)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        if delete.is_empty() {
-            continue;
-        }
-        match sqs
-            .delete_message_batch()
-            .queue_url(dlq_url)
-            .set_entries(Some(delete))
-            .send()
-            .await
-        {
-            Ok(o) => {
-                report.replayed += o.successful().len();
-                report.not_deleted += o.failed().len();
-            }
-            Err(e) => {
-                tracing::warn!(error = %err(e), "sent messages could not be deleted from the DLQ; they may be replayed twice");
-                report.not_deleted += sent.len();
-            }
+        let to_send = sort_out(batch, options, &mut seen, &mut held, &mut report);
+        if !to_send.is_empty() {
+            pace.wait_for(report.replayed + report.not_deleted + to_send.len())
+                .await;
+            send_back(sqs, dlq_url, source_url, &to_send, &mut report).await;
         }
     }
     if let Err(e) = release(sqs, dlq_url, &held).await {
@@ -488,6 +366,117 @@ pub async fn replay(
         tracing::warn!(error = %e, "could not release held messages at once");
     }
     Ok(report)
+}
+
+/// Splits a received batch: messages to send back now, and messages to hold
+/// (filtered out, or a dry run) until the replay ends.
+fn sort_out(
+    batch: Vec<DeadLetter>,
+    options: &ReplayOptions,
+    seen: &mut HashSet<String>,
+    held: &mut Vec<DeadLetter>,
+    report: &mut ReplayReport,
+) -> Vec<DeadLetter> {
+    let mut to_send = Vec::new();
+    for m in batch {
+        if !seen.insert(m.message_id.clone()) {
+            // Held past its hiding time and handed out again: keep the new handle.
+            if let Some(h) = held.iter_mut().find(|h| h.message_id == m.message_id) {
+                h.receipt_handle = m.receipt_handle;
+            }
+            continue;
+        }
+        let matches = options
+            .event_type
+            .as_deref()
+            .is_none_or(|t| EventLabels::peek(m.body.as_bytes()).event_type.as_deref() == Some(t));
+        if !matches {
+            report.skipped += 1;
+            held.push(m);
+        } else if options.dry_run {
+            report.would_replay += 1;
+            held.push(m);
+        } else {
+            to_send.push(m);
+        }
+    }
+    to_send
+}
+
+/// Keeps the replay at most `rate` messages a second.
+struct Pace {
+    rate: Option<f64>,
+    started: Instant,
+}
+
+impl Pace {
+    fn new(rate: Option<f64>) -> Self {
+        Self {
+            rate: rate.filter(|r| *r > 0.0),
+            started: Instant::now(),
+        }
+    }
+
+    /// Waits until `total` messages may have been sent.
+    async fn wait_for(&self, total: usize) {
+        if let Some(rate) = self.rate {
+            let due = Duration::from_secs_f64(total as f64 / rate);
+            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// The message to send back for a dead letter. On FIFO it keeps its group and its
+/// original deduplication id, unless that is still inside SQS's five-minute window:
+/// then SQS would silently drop the replay as a duplicate and the message, already
+/// gone from the DLQ, would be lost.
+fn outgoing(m: &DeadLetter, now_ms: u128) -> Outgoing<'_> {
+    let original = m.dedup_id.clone().unwrap_or_else(|| m.message_id.clone());
+    let recent = m
+        .sent_ms
+        .is_none_or(|s| now_ms.saturating_sub(s) < DEDUP_WINDOW_MS);
+    let dedup_id = if recent {
+        let n = m.receive_count.unwrap_or(0);
+        format!("{}-replay-{n}", truncate(&original, 100))
+    } else {
+        original
+    };
+    Outgoing {
+        body: &m.body,
+        group_id: m.group_id.clone().unwrap_or_else(|| "replay".into()),
+        dedup_id,
+    }
+}
+
+/// Sends messages to the source queue, then deletes from the DLQ those that went.
+async fn send_back(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    source_url: &str,
+    to_send: &[DeadLetter],
+    report: &mut ReplayReport,
+) {
+    let now = now_ms();
+    let messages: Vec<Outgoing> = to_send.iter().map(|m| outgoing(m, now)).collect();
+    let sent = crate::sqs::send(sqs, source_url, &messages).await;
+    if let Some((_, why)) = sent.failed.first() {
+        tracing::warn!(failed = sent.failed.len(), error = %why, "messages could not be sent to the source queue; they stay in the DLQ");
+    }
+    report.send_failed += sent.failed.len();
+    let handles: Vec<&str> = (sent.succeeded.iter())
+        .filter_map(|&i| to_send.get(i).map(|m| m.receipt_handle.as_str()))
+        .collect();
+    if handles.is_empty() {
+        return;
+    }
+    let deleted = crate::sqs::delete(sqs, dlq_url, &handles).await;
+    if let Some((_, why)) = deleted.failed.first() {
+        tracing::warn!(failed = deleted.failed.len(), error = %why, "sent messages could not be deleted from the DLQ; they may be replayed twice");
+    }
+    report.replayed += deleted.succeeded.len();
+    report.not_deleted += deleted.failed.len();
 }
 
 fn truncate(s: &str, n: usize) -> &str {
@@ -505,10 +494,12 @@ mod tests {
     fn reason_class_is_judged_against_the_current_mapping() {
         let m = Mapping::default();
         assert_eq!(reason_class("nope", &m), "malformed");
-        let ev = serde_json::json!({
-            "id": "3f0b8f5e-0c7c-4a3e-9b1e-2f1d7f6a9c11", "eventType": "WidgetEvent", "sourceDomain": "W",
-            "sourceSystem": "WAPI", "dateTime": "2024-01-01T00:00:00Z", "entityId": "6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7"
-        })
+        let ev = domain::sample::event(
+            "WidgetEvent",
+            uuid::Uuid::new_v4(),
+            serde_json::Value::Null,
+            serde_json::json!({}),
+        )
         .to_string();
         assert_eq!(reason_class(&ev, &m), "unmapped");
         let mut fixed = Mapping::default();

@@ -10,12 +10,15 @@
 //! - [`metrics`]: counters per outcome, CloudWatch Embedded Metric Format.
 //! - [`provision`]: the table, topics, queues and subscriptions, created idempotently.
 //! - [`table`]: creates the table with its indexes and TTL.
+//! - [`sqs`]: the receive, delete, visibility, send and publish calls, ten at a time.
+//! - [`backoff`]: jittered exponential waits for every retry loop.
 //! - [`aws`]: SDK clients built once from the standard AWS variables.
 //! - [`app`]: the program behind the `activity-listener` binary.
 //! - [`cli`]: the `activity-listener` command line and its configuration.
 
 pub mod app;
 pub mod aws;
+pub mod backoff;
 pub mod cli;
 pub mod dlq;
 pub mod handler;
@@ -23,6 +26,7 @@ pub mod lambda;
 pub mod metrics;
 pub mod provision;
 pub mod publish;
+pub mod sqs;
 pub mod store;
 pub mod table;
 pub mod worker;

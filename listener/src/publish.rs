@@ -4,13 +4,12 @@
 
 use std::io::BufRead;
 
-use anyhow::{Context, Result};
-use aws_sdk_sns::types::PublishBatchRequestEntry;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use anyhow::{Context, Result, bail};
 use domain::{Event, Mapping, TransformError};
 use serde::Serialize;
 
-use crate::aws::{Clients, err};
+use crate::aws::Clients;
+use crate::sqs::Outgoing;
 
 /// Where to publish.
 #[derive(Debug, Clone)]
@@ -19,6 +18,15 @@ pub enum Destination {
     Topic(String),
     /// The activity queue directly.
     Queue(String),
+}
+
+impl Destination {
+    fn name(&self) -> &str {
+        match self {
+            Self::Topic(arn) => arn,
+            Self::Queue(url) => url,
+        }
+    }
 }
 
 /// A line that was not published.
@@ -67,7 +75,7 @@ pub fn check_lines(
             Ok(e) => good.push((n, line, e)),
             Err(e) => bad.push(BadLine {
                 line: n,
-                reason_class: e.reason_class(),
+                reason_class: crate::handler::Failure::of(&e).class(),
                 reason: e.to_string(),
             }),
         }
@@ -87,80 +95,32 @@ pub async fn publish(
         bad_lines,
         ..Default::default()
     };
-    for chunk in good.chunks(10) {
+    for chunk in good.chunks(crate::sqs::MAX_BATCH) {
         // FIFO: one group per entity, so one entity's events stay in order while
         // the rest of the platform moves in parallel; the event id deduplicates.
-        let group = |e: &Event| e.entity_id.to_string();
-        let failed: Vec<usize> = match to {
-            Destination::Topic(arn) => {
-                let fifo = arn.ends_with(".fifo");
-                let entries: Vec<_> = chunk
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, (_, body, e))| {
-                        let mut b = PublishBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .message(body);
-                        if fifo {
-                            b = b
-                                .message_group_id(group(e))
-                                .message_deduplication_id(e.id.to_string());
-                        }
-                        b.build().ok()
-                    })
-                    .collect();
-                let out = clients
-                    .sns
-                    .publish_batch()
-                    .topic_arn(arn)
-                    .set_publish_batch_request_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(err)
-                    .with_context(|| format!("publishing to {arn}"))?;
-                out.failed()
-                    .iter()
-                    .filter_map(|f| f.id().parse().ok())
-                    .collect()
-            }
-            Destination::Queue(url) => {
-                let fifo = url.ends_with(".fifo");
-                let entries: Vec<_> = chunk
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, (_, body, e))| {
-                        let mut b = SendMessageBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .message_body(body);
-                        if fifo {
-                            b = b
-                                .message_group_id(group(e))
-                                .message_deduplication_id(e.id.to_string());
-                        }
-                        b.build().ok()
-                    })
-                    .collect();
-                let out = clients
-                    .sqs
-                    .send_message_batch()
-                    .queue_url(url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(err)
-                    .with_context(|| format!("sending to {url}"))?;
-                out.failed()
-                    .iter()
-                    .filter_map(|f| f.id().parse().ok())
-                    .collect()
-            }
+        let messages: Vec<Outgoing> = chunk
+            .iter()
+            .map(|(_, body, e)| Outgoing {
+                body,
+                group_id: e.entity_id.to_string(),
+                dedup_id: e.id.to_string(),
+            })
+            .collect();
+        let outcome = match to {
+            Destination::Topic(arn) => crate::sqs::publish(&clients.sns, arn, &messages).await,
+            Destination::Queue(url) => crate::sqs::send(&clients.sqs, url, &messages).await,
         };
-        report.published += chunk.len() - failed.len();
-        report.failed_lines.extend(
-            failed
-                .iter()
-                .filter_map(|&i| chunk.get(i).map(|(n, _, _)| *n)),
-        );
+        if let Some((_, why)) = outcome.failed.first() {
+            if report.published == 0 && outcome.succeeded.is_empty() {
+                // Nothing has gone at all: the destination is wrong or down, and
+                // the rest would fare no better.
+                bail!("publishing to {}: {why}", to.name());
+            }
+            tracing::warn!(failed = outcome.failed.len(), error = %why, "events refused; their lines are reported");
+        }
+        report.published += outcome.succeeded.len();
+        let failed = outcome.failed.iter().filter_map(|(i, _)| chunk.get(*i));
+        report.failed_lines.extend(failed.map(|(n, _, _)| *n));
     }
     Ok(report)
 }
@@ -171,9 +131,16 @@ mod tests {
 
     #[test]
     fn bad_lines_are_named_with_their_reason_and_good_ones_kept() {
-        let good = r#"{"id":"3f0b8f5e-0c7c-4a3e-9b1e-2f1d7f6a9c11","eventType":"PersonCreatedEvent","sourceDomain":"Person","sourceSystem":"PersonAPI","dateTime":"2024-01-01T00:00:00Z","entityId":"6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7"}"#;
+        let event = domain::sample::event(
+            "PersonCreatedEvent",
+            uuid::Uuid::new_v4(),
+            serde_json::Value::Null,
+            serde_json::json!({"firstName": "Sue"}),
+        );
+        let good = event.to_string();
+        let mut no_entity = event;
+        no_entity.as_object_mut().map(|o| o.remove("entityId"));
         let unmapped = good.replace("PersonCreatedEvent", "WidgetEvent");
-        let no_entity = good.replace(r#","entityId":"6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7""#, "");
         let input = format!("{good}\n\nnot json\n{unmapped}\n{no_entity}\n");
         let (ok, bad) = check_lines(input.as_bytes(), &Mapping::default()).unwrap();
         assert_eq!(ok.iter().map(|(n, _, _)| *n).collect::<Vec<_>>(), [1]);

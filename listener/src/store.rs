@@ -7,8 +7,9 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use domain::Activity;
 use domain::item::{self, Item, Layout};
-use rand::Rng;
 use tracing::warn;
+
+use crate::backoff::Backoff;
 
 /// DynamoDB's item size limit is 400 KB; keep a margin for the size estimate.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024 - 2 * 1024;
@@ -78,11 +79,11 @@ fn key_of(item: &Item) -> (String, String) {
     (s("targetId"), s("id"))
 }
 
-fn backoff(attempt: u32) -> Duration {
-    // Exponential with full jitter, 50 ms base, capped at 2 s.
-    let cap = (50u64 << attempt.min(6)).min(2_000);
-    Duration::from_millis(rand::rng().random_range(cap / 2..=cap))
-}
+/// Waits between attempts at unprocessed items.
+const RETRY: Backoff = Backoff {
+    base: Duration::from_millis(100),
+    cap: Duration::from_secs(2),
+};
 
 /// Writes `items`, each tagged with the index of the message it came from.
 /// Returns the indices whose items could not all be written.
@@ -168,7 +169,7 @@ pub async fn write_items(
                 fail(&left);
                 break;
             }
-            tokio::time::sleep(backoff(attempt)).await;
+            tokio::time::sleep(RETRY.wait(attempt)).await;
         }
     }
     failed.sort_unstable();
@@ -190,13 +191,8 @@ mod tests {
     use serde_json::json;
 
     fn activity(new: serde_json::Value) -> Activity {
-        let body = json!({
-            "id": "3f0b8f5e-0c7c-4a3e-9b1e-2f1d7f6a9c11", "eventType": "PersonUpdatedEvent",
-            "sourceDomain": "Person", "sourceSystem": "PersonAPI",
-            "dateTime": "2021-09-14T10:02:31Z",
-            "entityId": "6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7",
-            "eventData": { "oldData": {}, "newData": new }
-        });
+        let body =
+            domain::sample::event("PersonUpdatedEvent", uuid::Uuid::new_v4(), json!({}), new);
         match transform(body.to_string().as_bytes(), &Mapping::default()).unwrap() {
             Outcome::Record(mut r) => r.remove(0),
             Outcome::Ignored => panic!("expected a record"),

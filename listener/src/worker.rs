@@ -7,52 +7,75 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName,
-};
+use aws_sdk_sqs::types::MessageSystemAttributeName as A;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::backoff::Backoff;
 use crate::handler::{Failure, Message, Processor, Status};
+use crate::sqs;
 
-/// How the worker polls.
-#[derive(Debug, Clone)]
+/// Messages per receive: SQS's most, so a batch costs one write request.
+pub const BATCH_SIZE: i32 = 10;
+const DEFAULT_CONCURRENCY: u16 = 1;
+const DEFAULT_WAIT_SECS: i32 = 20;
+const DEFAULT_VISIBILITY_SECS: i32 = 60;
+const DEFAULT_RETRY_DELAY_SECS: i32 = 10;
+const DEFAULT_STORE_RETRY_SECS: i32 = 30;
+
+/// How the worker polls: the options of `activity-listener poll`, each also read
+/// from the environment variable named beside it.
+#[derive(Debug, Clone, clap::Args)]
 pub struct WorkerConfig {
-    /// The activity queue.
+    /// URL of the activity queue.
+    #[arg(long, env = "ACTIVITY_QUEUE_URL")]
     pub queue_url: String,
     /// Receive loops running at once.
-    pub concurrency: usize,
-    /// Long-poll wait, seconds (SQS allows at most 20).
+    #[arg(long, env = "ACTIVITY_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Long-poll wait in seconds (0-20).
+    #[arg(long, env = "ACTIVITY_WAIT_SECS", default_value_t = DEFAULT_WAIT_SECS, value_parser = clap::value_parser!(i32).range(0..=20))]
     pub wait_secs: i32,
-    /// Messages per receive (SQS allows at most 10).
-    pub batch_size: i32,
-    /// Seconds a received batch stays hidden; extended while the batch runs long.
+    /// Seconds a received batch stays hidden from other consumers; extended while
+    /// a batch runs long.
+    #[arg(long, env = "ACTIVITY_VISIBILITY_SECS", default_value_t = DEFAULT_VISIBILITY_SECS, value_parser = clap::value_parser!(i32).range(2..=43_200))]
     pub visibility_secs: i32,
     /// Seconds before a failed message is offered again (its visibility is set to
     /// this instead of waiting out the full timeout).
+    #[arg(long, env = "ACTIVITY_RETRY_DELAY_SECS", default_value_t = DEFAULT_RETRY_DELAY_SECS, value_parser = clap::value_parser!(i32).range(0..=43_200))]
     pub retry_delay_secs: i32,
     /// Seconds before a message whose records could not be written is offered
-    /// again; longer, so an outage of DynamoDB does not use up its receives and
+    /// again; long enough that a DynamoDB outage does not use up its receives and
     /// send it to the dead-letter queue.
+    #[arg(long, env = "ACTIVITY_STORE_RETRY_SECS", default_value_t = DEFAULT_STORE_RETRY_SECS, value_parser = clap::value_parser!(i32).range(0..=43_200))]
     pub store_retry_secs: i32,
 }
 
 impl WorkerConfig {
-    /// Defaults for a queue: 20 s long polls of 10, one loop, 60 s visibility,
-    /// failed messages retried after 10 s.
+    /// The defaults of `activity-listener poll` for a queue.
     pub fn new(queue_url: impl Into<String>) -> Self {
         Self {
             queue_url: queue_url.into(),
-            concurrency: 1,
-            wait_secs: 20,
-            batch_size: 10,
-            visibility_secs: 60,
-            retry_delay_secs: 10,
-            store_retry_secs: 30,
+            concurrency: DEFAULT_CONCURRENCY,
+            wait_secs: DEFAULT_WAIT_SECS,
+            visibility_secs: DEFAULT_VISIBILITY_SECS,
+            retry_delay_secs: DEFAULT_RETRY_DELAY_SECS,
+            store_retry_secs: DEFAULT_STORE_RETRY_SECS,
         }
     }
 }
+
+/// How long a receive loop waits after a failed receive.
+const RECEIVE_RETRY: Backoff = Backoff {
+    base: Duration::from_millis(400),
+    cap: Duration::from_millis(12_800),
+};
+/// How long a receive loop waits after a batch whose writes failed: the table is
+/// failing, so messages are not cycled through receives they cannot spare.
+const OUTAGE_RETRY: Backoff = Backoff {
+    base: Duration::from_secs(2),
+    cap: Duration::from_secs(32),
+};
 
 /// What one step did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -87,32 +110,25 @@ pub async fn poll_once(
 /// Long-polls for one batch. Safe to abandon: what it received reappears after
 /// the visibility timeout.
 pub async fn receive(sqs: &aws_sdk_sqs::Client, cfg: &WorkerConfig) -> Result<Received> {
-    let out = sqs
-        .receive_message()
-        .queue_url(&cfg.queue_url)
-        .max_number_of_messages(cfg.batch_size)
-        .wait_time_seconds(cfg.wait_secs)
-        .visibility_timeout(cfg.visibility_secs)
-        .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
-        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-        .send()
-        .await
-        .map_err(crate::aws::err)?;
-    let received = out.messages();
-    let mut messages = Vec::with_capacity(received.len());
-    let mut handles = Vec::with_capacity(received.len());
+    let how = sqs::Receive {
+        max: BATCH_SIZE,
+        wait_secs: cfg.wait_secs,
+        visibility_secs: cfg.visibility_secs,
+        attributes: &[A::MessageGroupId, A::ApproximateReceiveCount],
+    };
+    let received = sqs::receive(sqs, &cfg.queue_url, how).await?;
+    let mut batch = Received::default();
     for m in received {
-        let attr = |n: MessageSystemAttributeName| m.attributes().and_then(|a| a.get(&n)).cloned();
-        messages.push(Message {
-            message_id: m.message_id().unwrap_or_default().to_owned(),
-            body: m.body().unwrap_or_default().to_owned(),
-            group_id: attr(MessageSystemAttributeName::MessageGroupId),
-            receive_count: attr(MessageSystemAttributeName::ApproximateReceiveCount)
+        batch.messages.push(Message {
+            group_id: sqs::attribute(&m, A::MessageGroupId).cloned(),
+            receive_count: sqs::attribute(&m, A::ApproximateReceiveCount)
                 .and_then(|c| c.parse().ok()),
+            message_id: m.message_id.unwrap_or_default(),
+            body: m.body.unwrap_or_default(),
         });
-        handles.push(m.receipt_handle().unwrap_or_default().to_owned());
+        batch.handles.push(m.receipt_handle.unwrap_or_default());
     }
-    Ok(Received { messages, handles })
+    Ok(batch)
 }
 
 /// Processes a received batch and acknowledges what succeeded. Runs to the end
@@ -123,139 +139,90 @@ pub async fn handle(
     cfg: &WorkerConfig,
     batch: Received,
 ) -> Polled {
-    let Received { messages, handles } = batch;
-    if messages.is_empty() {
+    if batch.messages.is_empty() {
         return Polled::default();
     }
+    let statuses = process_hidden(processor, sqs, cfg, &batch).await;
+    acknowledge(sqs, cfg, &batch.handles, &statuses).await
+}
 
-    // Keep the batch hidden while it runs long (e.g. DynamoDB throttling).
-    let statuses = {
-        let work = processor.process_batch(&messages);
-        tokio::pin!(work);
-        let every = Duration::from_secs((cfg.visibility_secs.max(2) / 2) as u64);
-        loop {
-            tokio::select! {
-                (s, _) = &mut work => break s,
-                _ = tokio::time::sleep(every) => {
-                    set_visibility(sqs, &cfg.queue_url, handles.iter().enumerate(), cfg.visibility_secs).await;
-                }
+/// Processes the batch, keeping it hidden from other consumers while it runs long
+/// (e.g. DynamoDB throttling).
+async fn process_hidden(
+    processor: &Processor,
+    sqs: &aws_sdk_sqs::Client,
+    cfg: &WorkerConfig,
+    batch: &Received,
+) -> Vec<Status> {
+    let handles: Vec<&str> = batch.handles.iter().map(String::as_str).collect();
+    let work = processor.process_batch(&batch.messages);
+    tokio::pin!(work);
+    let every = Duration::from_secs((cfg.visibility_secs.max(2) / 2) as u64);
+    loop {
+        tokio::select! {
+            (statuses, _) = &mut work => return statuses,
+            _ = tokio::time::sleep(every) => {
+                set_visibility(sqs, &cfg.queue_url, &handles, cfg.visibility_secs).await;
             }
         }
-    };
-
-    let done: Vec<_> = statuses
-        .iter()
-        .zip(&handles)
-        .enumerate()
-        .filter(|(_, (s, _))| s.is_done())
-        .collect();
-    let mut deleted = 0;
-    if !done.is_empty() {
-        let entries: Vec<_> = done
-            .iter()
-            .filter_map(|(i, (_, h))| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(h.as_str())
-                    .build()
-                    .ok()
-            })
-            .collect();
-        match sqs
-            .delete_message_batch()
-            .queue_url(&cfg.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            Ok(out) => {
-                deleted = out.successful().len();
-                for f in out.failed() {
-                    // Records are idempotent: a redelivery of this message rewrites the same item.
-                    warn!(
-                        entry = f.id(),
-                        code = f.code(),
-                        "could not delete a processed message"
-                    );
-                }
-            }
-            Err(e) => {
-                warn!(error = %crate::aws::err(e), "could not delete processed messages; they will be redelivered")
-            }
-        }
-    }
-    let failed_with = |store: bool| -> Vec<(usize, &String)> {
-        statuses
-            .iter()
-            .zip(&handles)
-            .enumerate()
-            .filter(|(_, (s, _))| {
-                !s.is_done()
-                    && (**s == Status::Failed(Failure::Store)
-                        || **s == Status::Failed(Failure::HeldBack))
-                        == store
-            })
-            .map(|(i, (_, h))| (i, h))
-            .collect()
-    };
-    let bad_input = failed_with(false);
-    let store_failed = failed_with(true);
-    if !bad_input.is_empty() {
-        set_visibility(
-            sqs,
-            &cfg.queue_url,
-            bad_input.iter().copied(),
-            cfg.retry_delay_secs,
-        )
-        .await;
-    }
-    if !store_failed.is_empty() {
-        set_visibility(
-            sqs,
-            &cfg.queue_url,
-            store_failed.iter().copied(),
-            cfg.store_retry_secs,
-        )
-        .await;
-    }
-    Polled {
-        received: messages.len(),
-        deleted,
-        failed: bad_input.len() + store_failed.len(),
-        store_failed: statuses
-            .iter()
-            .filter(|s| **s == Status::Failed(Failure::Store))
-            .count(),
     }
 }
 
-async fn set_visibility<'a>(
+/// Whether a failed message waits on the table: its write failed, or it waits
+/// behind one in its group. Such a message is offered again later than bad input,
+/// so an outage does not use up its receives.
+fn waits_on_the_table(failure: Failure) -> bool {
+    matches!(failure, Failure::Store | Failure::HeldBack)
+}
+
+/// Deletes what is done and schedules the redelivery of what failed.
+async fn acknowledge(
     sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
-    handles: impl Iterator<Item = (usize, &'a String)>,
-    secs: i32,
-) {
-    let entries: Vec<_> = handles
-        .filter_map(|(i, h)| {
-            ChangeMessageVisibilityBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(h.as_str())
-                .visibility_timeout(secs)
-                .build()
-                .ok()
-        })
-        .collect();
-    if entries.is_empty() {
+    cfg: &WorkerConfig,
+    handles: &[String],
+    statuses: &[Status],
+) -> Polled {
+    let with = |keep: &dyn Fn(Status) -> bool| -> Vec<&str> {
+        let pairs = statuses.iter().zip(handles);
+        pairs
+            .filter(|(s, _)| keep(**s))
+            .map(|(_, h)| h.as_str())
+            .collect()
+    };
+    let done = with(&|s| s.is_done());
+    let deleted = delete(sqs, &cfg.queue_url, &done).await;
+    let soon = with(&|s| matches!(s, Status::Failed(f) if !waits_on_the_table(f)));
+    let later = with(&|s| matches!(s, Status::Failed(f) if waits_on_the_table(f)));
+    set_visibility(sqs, &cfg.queue_url, &soon, cfg.retry_delay_secs).await;
+    set_visibility(sqs, &cfg.queue_url, &later, cfg.store_retry_secs).await;
+    Polled {
+        received: statuses.len(),
+        deleted,
+        failed: soon.len() + later.len(),
+        store_failed: with(&|s| s == Status::Failed(Failure::Store)).len(),
+    }
+}
+
+/// Deletes processed messages; returns how many went.
+async fn delete(sqs: &aws_sdk_sqs::Client, queue_url: &str, handles: &[&str]) -> usize {
+    if handles.is_empty() {
+        return 0;
+    }
+    let outcome = sqs::delete(sqs, queue_url, handles).await;
+    for (entry, why) in &outcome.failed {
+        // Records are idempotent: a redelivery of this message rewrites the same item.
+        warn!(entry, error = %why, "could not delete a processed message; it will be redelivered");
+    }
+    outcome.succeeded.len()
+}
+
+async fn set_visibility(sqs: &aws_sdk_sqs::Client, queue_url: &str, handles: &[&str], secs: i32) {
+    if handles.is_empty() {
         return;
     }
-    if let Err(e) = sqs
-        .change_message_visibility_batch()
-        .queue_url(queue_url)
-        .set_entries(Some(entries))
-        .send()
-        .await
-    {
-        warn!(error = %crate::aws::err(e), "could not change message visibility");
+    let outcome = sqs::set_visibility(sqs, queue_url, handles, secs).await;
+    if let Some((_, why)) = outcome.failed.first() {
+        warn!(failed = outcome.failed.len(), error = %why, "could not change message visibility");
     }
 }
 
@@ -270,52 +237,12 @@ pub async fn run_worker(
 ) -> Result<()> {
     let (tx, rx) = watch::channel(false);
     let cfg = Arc::new(cfg);
-    let mut loops = Vec::new();
-    for n in 0..cfg.concurrency.max(1) {
-        let (p, s, c, mut rx) = (processor.clone(), sqs.clone(), cfg.clone(), rx.clone());
-        loops.push(tokio::spawn(async move {
-            let mut failures = 0u32;
-            let mut outage = 0u32;
-            loop {
-                if *rx.borrow() {
-                    break;
-                }
-                // Only the receive is abandoned on shutdown; a batch in hand is finished.
-                let step = tokio::select! {
-                    r = receive(&s, &c) => r,
-                    _ = rx.changed() => break,
-                };
-                match step {
-                    Ok(batch) => {
-                        failures = 0;
-                        let polled = handle(&p, &s, &c, batch).await;
-                        if polled.store_failed > 0 {
-                            // The table is failing: back off instead of cycling
-                            // messages through receives they cannot spare.
-                            outage += 1;
-                            let wait = Duration::from_secs(1u64 << outage.min(5));
-                            warn!(worker = n, retry_in_ms = wait.as_millis() as u64, "writes failing; backing off");
-                            tokio::select! {
-                                _ = tokio::time::sleep(wait) => {}
-                                _ = rx.changed() => break,
-                            }
-                        } else {
-                            outage = 0;
-                        }
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        let wait = Duration::from_millis(200u64 << failures.min(6));
-                        error!(worker = n, error = %e, retry_in_ms = wait.as_millis() as u64, "receive failed");
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = rx.changed() => break,
-                        }
-                    }
-                }
-            }
-        }));
-    }
+    let loops: Vec<_> = (0..cfg.concurrency.max(1))
+        .map(|n| {
+            let (p, s, c, rx) = (processor.clone(), sqs.clone(), cfg.clone(), rx.clone());
+            tokio::spawn(async move { receive_loop(n, &p, &s, &c, rx).await })
+        })
+        .collect();
     info!(queue_url = %cfg.queue_url, concurrency = cfg.concurrency, "worker polling");
     shutdown.await;
     info!("shutdown requested; finishing batches in hand");
@@ -325,6 +252,56 @@ pub async fn run_worker(
     }
     info!("worker stopped");
     Ok(())
+}
+
+/// One receive loop: receive, handle, back off when receives or writes fail, until
+/// `stop` turns true. Only a receive or a wait is abandoned on shutdown; a batch
+/// in hand is finished.
+async fn receive_loop(
+    n: u16,
+    p: &Processor,
+    s: &aws_sdk_sqs::Client,
+    c: &WorkerConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (mut failed_receives, mut failing_writes) = (0u32, 0u32);
+    while !*stop.borrow() {
+        let received = tokio::select! {
+            r = receive(s, c) => r,
+            _ = stop.changed() => break,
+        };
+        let wait = match received {
+            Ok(batch) => {
+                failed_receives = 0;
+                let polled = handle(p, s, c, batch).await;
+                failing_writes = if polled.store_failed > 0 {
+                    failing_writes + 1
+                } else {
+                    0
+                };
+                if failing_writes == 0 {
+                    continue;
+                }
+                let wait = OUTAGE_RETRY.wait(failing_writes);
+                warn!(
+                    worker = n,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "writes failing; backing off"
+                );
+                wait
+            }
+            Err(e) => {
+                failed_receives += 1;
+                let wait = RECEIVE_RETRY.wait(failed_receives);
+                error!(worker = n, error = %e, retry_in_ms = wait.as_millis() as u64, "receive failed");
+                wait
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => break,
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
