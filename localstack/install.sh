@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs DynamoDB Local, moto server, the OpenAPI validator, cfn-lint and
-# schemathesis into
-# ~/.cache/activity-history/ on first use. Idempotent: a second run finds them and
-# does nothing.
+# schemathesis into ~/.cache/activity-history/ on first use. Idempotent: a second
+# run finds them and does nothing. The test harness runs it on first use, so
+# `cargo test --workspace` needs nothing installed by hand.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=env.sh
@@ -16,6 +16,10 @@ need() {
 }
 
 mkdir -p "$AH_CACHE"
+# Parallel test processes and scripts may all start here on a new machine: one
+# installs, the others wait for it and then find everything in place.
+exec 9>"$AH_CACHE/.install.lock"
+flock 9
 
 if [ ! -f "$DDB_DIR/DynamoDBLocal.jar" ]; then
   need java "run DynamoDB Local" "apt-get install -y openjdk-17-jre-headless"

@@ -3,7 +3,7 @@
 //! When no endpoint is configured (`AWS_ENDPOINT_URL` or the per-service
 //! variables), the first test to ask starts DynamoDB Local and moto server on free
 //! loopback ports, installing them into `~/.cache/activity-history/` on first use
-//! (`localstack/install.sh`). One pair serves the whole test binary. They are
+//! ([`tools`], which also finds or installs a browser for the page tests). One pair serves the whole test binary. They are
 //! started from a thread that lives as long as the test process and with
 //! `setpriv --pdeathsig KILL`, so they die with the tests even when a test panics
 //! or the run is interrupted. Every test names its own table, topics and queues,
@@ -19,6 +19,11 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use tokio::sync::OnceCell;
 
+pub mod proxy;
+pub mod tools;
+
+pub use tools::{browser, openapi_validator};
+
 /// Where the emulators listen.
 #[derive(Debug, Clone)]
 pub struct Stack {
@@ -32,10 +37,6 @@ static STACK: OnceCell<Stack> = OnceCell::const_new();
 
 /// The region every test client uses.
 pub const REGION: &str = "eu-west-2";
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -66,50 +67,10 @@ async fn init() -> Result<Stack> {
     Ok(stack)
 }
 
-fn install() -> Result<()> {
-    let script = repo_root().join("localstack/install.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed:\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-fn cache_dir() -> PathBuf {
-    configured("AH_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                .join(".cache/activity-history")
-        })
-}
-
-/// Reads a `NAME="value"` line of localstack/env.sh so versions live in one place.
-fn env_sh(name: &str) -> Result<String> {
-    let text = std::fs::read_to_string(repo_root().join("localstack/env.sh"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}=")))
-        .and_then(|v| v.split('"').nth(1))
-        .map(str::to_owned)
-        .with_context(|| format!("{name} not set in localstack/env.sh"))
-}
-
 fn start_emulators() -> Result<Stack> {
-    install()?;
-    let cache = cache_dir();
-    let ddb_dir = cache.join(format!(
-        "dynamodb-local-{}",
-        env_sh("DYNAMODB_LOCAL_VERSION")?
-    ));
-    let moto_bin = cache.join(format!("moto-{}/bin/moto_server", env_sh("MOTO_VERSION")?));
+    let installed = tools::installed()?;
+    let ddb_dir = installed.dynamodb_local.clone();
+    let moto_bin = installed.moto_server.clone();
     let ddb_port = free_port()?;
     let moto_port = free_port()?;
     let logs = std::env::temp_dir().join(format!("activity-history-it-{}", std::process::id()));
@@ -378,26 +339,8 @@ impl TestStack {
     }
 }
 
-/// A change event as a .NET publisher writes it.
-pub fn event(
-    event_type: &str,
-    entity_id: uuid::Uuid,
-    old: serde_json::Value,
-    new: serde_json::Value,
-) -> serde_json::Value {
-    serde_json::json!({
-        "id": uuid::Uuid::new_v4(),
-        "eventType": event_type,
-        "sourceDomain": "Test",
-        "sourceSystem": "TestAPI",
-        "version": "v1",
-        "correlationId": uuid::Uuid::new_v4(),
-        "dateTime": "2024-03-01T09:30:00.1234567Z",
-        "user": { "name": "Paul Fox", "email": "paul.fox@example.gov.uk" },
-        "entityId": entity_id,
-        "eventData": { "oldData": old, "newData": new }
-    })
-}
+/// A change event as a .NET publisher writes it (one definition for every crate).
+pub use domain::sample::event;
 
 impl TestStack {
     /// The listener program with a clean environment pointing at this stack:
@@ -541,18 +484,6 @@ pub fn sign(
     let mut header = jsonwebtoken::Header::new(alg);
     header.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&header, &claims, key).expect("sign")
-}
-
-/// The `openapi-spec-validator` program (installed by `localstack/install.sh`).
-pub fn openapi_validator() -> anyhow::Result<PathBuf> {
-    install()?;
-    Ok(cache_dir()
-        .join(format!(
-            "tools-{}-{}",
-            env_sh("OPENAPI_VALIDATOR_VERSION")?,
-            env_sh("CFN_LINT_VERSION")?
-        ))
-        .join("bin/openapi-spec-validator"))
 }
 
 /// A small Lambda Runtime API served on loopback, so the listener can run in

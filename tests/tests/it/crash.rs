@@ -4,6 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use integration_tests::proxy::FaultProxy;
 use integration_tests::{TestStack, event, provisioned};
 use serde_json::json;
 use uuid::Uuid;
@@ -82,21 +83,76 @@ async fn worker_killed_mid_batch_and_restarted_records_every_event_once() {
     assert_eq!(s.queue_depth(&s.provisioned.dlq_url).await, 0);
 }
 
+/// Messages of `queue_url` waiting to be received, and received but not deleted.
+async fn visible_and_in_flight(s: &TestStack, queue_url: &str) -> (u64, u64) {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = s
+        .sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let n = |k: A| {
+        out.attributes()
+            .and_then(|a| a.get(&k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        n(A::ApproximateNumberOfMessages),
+        n(A::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
 #[tokio::test]
-async fn worker_stops_cleanly_on_sigterm() {
+async fn worker_stopped_with_sigterm_finishes_the_batch_in_hand_and_exits_cleanly() {
     let s = provisioned(false).await;
-    let mut w = worker(&s);
-    // Let it start polling, then ask it to stop as a container platform would.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Every write takes 3 s, so the batch is still in hand when SIGTERM comes.
+    let slow = FaultProxy::start(&s.stack.dynamodb).await;
+    slow.set_delay(Duration::from_secs(3));
+    let targets: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    let bodies: Vec<String> = targets
+        .iter()
+        .map(|t| event("PersonUpdatedEvent", *t, json!({"n": 1}), json!({"n": 2})).to_string())
+        .collect();
+    s.send_batch(&s.provisioned.queue_url, &bodies).await;
+    let mut w = s
+        .listener_command(crate::LISTENER)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &slow.addr)
+        // Hidden for 60 s: a message the worker dropped would still be in flight
+        // when the assertions run, not back in the queue.
+        .args(["poll", "--wait-secs", "1", "--visibility-secs", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the batch to be received", 30, async || {
+        visible_and_in_flight(&s, &s.provisioned.queue_url).await == (0, 5)
+    })
+    .await;
+
+    // Ask it to stop as a container platform would, with the writes still held.
     let pid = w.id().unwrap().to_string();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap();
     assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(15), w.wait())
+    let exit = tokio::time::timeout(Duration::from_secs(20), w.wait())
         .await
-        .expect("the worker exits within 15 s of SIGTERM")
+        .expect("the worker exits within 20 s of SIGTERM")
         .unwrap();
     assert!(exit.success(), "exit status {exit:?}");
+
+    for t in &targets {
+        assert_eq!(s.activities(*t).await.len(), 1, "target {t} was recorded");
+    }
+    assert_eq!(
+        visible_and_in_flight(&s, &s.provisioned.queue_url).await,
+        (0, 0),
+        "every message of the batch was deleted before the worker exited"
+    );
 }

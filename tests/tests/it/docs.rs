@@ -82,9 +82,7 @@ async fn openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
 
 #[tokio::test]
 async fn docs_page_renders_in_headless_chromium_with_only_loopback_reachable() {
-    let Ok(chromium) = which("chromium") else {
-        panic!("this test needs Debian's chromium: apt-get install -y chromium");
-    };
+    let chromium = integration_tests::browser().unwrap_or_else(|e| panic!("{e:#}"));
     let s = provisioned(false).await;
     let api = s.serve_api(hs256_auth()).await;
     let profile = std::env::temp_dir().join(format!("chromium-{}", Uuid::new_v4()));
@@ -126,24 +124,16 @@ async fn docs_page_renders_in_headless_chromium_with_only_loopback_reachable() {
     assert!(dom.contains("/api/v1/activityhistory/export"));
 }
 
-fn which(program: &str) -> Result<std::path::PathBuf, ()> {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .ok_or(())
-}
-
 #[tokio::test]
 async fn lambda_entry_answers_an_api_gateway_v2_request() {
     let s = provisioned(false).await;
     let target = Uuid::parse_str("4d5e6f70-8192-4a3b-9c4d-5e6f70819203").unwrap();
-    let body = json!({
-        "id": Uuid::new_v4(), "eventType": "TenureCreatedEvent", "sourceDomain": "Tenure", "sourceSystem": "TenureAPI",
-        "dateTime": "2024-03-01T09:30:00Z", "entityId": target,
-        "eventData": {"oldData": null, "newData": {"status": "active"}}
-    });
+    let body = integration_tests::event(
+        "TenureCreatedEvent",
+        target,
+        Value::Null,
+        json!({"status": "active"}),
+    );
     let domain::Outcome::Record(r) =
         domain::transform(body.to_string().as_bytes(), &domain::Mapping::default()).unwrap()
     else {

@@ -3,22 +3,16 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use domain::{Mapping, Outcome, item, table, transform};
-use integration_tests::{dynamodb, sns, sqs, stack, unique};
+use integration_tests::{dynamodb, event, sns, sqs, stack, unique};
 use listener::provision::{self, DOMAINS, Spec};
 
 fn person_update() -> serde_json::Value {
-    serde_json::json!({
-        "id": uuid::Uuid::new_v4(), "eventType": "PersonUpdatedEvent",
-        "sourceDomain": "Person", "sourceSystem": "PersonAPI", "version": "v1",
-        "correlationId": uuid::Uuid::new_v4(),
-        "dateTime": "2021-09-14T10:02:31.5738462Z",
-        "user": { "name": "Paul Fox", "email": "paul.fox@example.gov.uk" },
-        "entityId": uuid::Uuid::new_v4(),
-        "eventData": {
-            "oldData": { "firstName": "Susan", "title": "Ms", "address": {"line1": "1 High St"} },
-            "newData": { "firstName": "Susanna", "title": "Ms", "address": {"line1": "2 High St"} }
-        }
-    })
+    event(
+        "PersonUpdatedEvent",
+        uuid::Uuid::new_v4(),
+        serde_json::json!({ "firstName": "Susan", "title": "Ms", "address": {"line1": "1 High St"} }),
+        serde_json::json!({ "firstName": "Susanna", "title": "Ms", "address": {"line1": "2 High St"} }),
+    )
 }
 
 #[tokio::test]

@@ -20,11 +20,13 @@ async fn lambda_runner_reports_exactly_the_failed_messages() {
         .spawn()
         .unwrap();
 
+    // Values no log line may carry, in any encoding that keeps them readable.
+    let (old_secret, new_secret) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
     let good = event(
         "PersonUpdatedEvent",
         Uuid::new_v4(),
-        json!({"a": 1}),
-        json!({"a": 2}),
+        json!({"a": old_secret}),
+        json!({"a": new_secret}),
     );
     let ignored = event(
         "ContactDetailEditedEvent",
@@ -77,7 +79,10 @@ async fn lambda_runner_reports_exactly_the_failed_messages() {
         !stderr.contains("paul.fox@example.gov.uk"),
         "no e-mail addresses in logs"
     );
-    assert!(!stderr.contains("\"a\":2"), "no event data in logs");
+    assert!(
+        !stderr.contains(&old_secret) && !stderr.contains(&new_secret),
+        "no event data in logs:\n{stderr}"
+    );
     let correlation = good["correlationId"].as_str().unwrap();
     assert!(
         stderr.contains(correlation),

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use domain::mapping::Rule;
 use domain::{ActivityType, Mapping};
 use integration_tests::{TestStack, event, provisioned};
 use listener::handler::{Failure, Message, Status};
@@ -9,126 +10,31 @@ use listener::worker::poll_once;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// docs/contracts.md §2 plus the finance event: (event type, publishing domain, expected
-/// activity type and target type; None for "no activity").
-type Expected = (
-    &'static str,
-    &'static str,
-    Option<(&'static str, &'static str)>,
-);
+/// An event type, the domain topic it is published to, and what it should record.
+type Expected = (String, &'static str, Option<(ActivityType, String)>);
 
-const EXPECTED: &[Expected] = &[
-    ("PersonCreatedEvent", "person", Some(("create", "person"))),
-    ("PersonUpdatedEvent", "person", Some(("update", "person"))),
-    (
-        "ContactDetailAddedEvent",
-        "contactdetails",
-        Some(("create", "contactDetails")),
-    ),
-    (
-        "ContactDetailDeletedEvent",
-        "contactdetails",
-        Some(("delete", "contactDetails")),
-    ),
-    ("ContactDetailEditedEvent", "contactdetails", None),
-    ("TenureCreatedEvent", "tenure", Some(("create", "tenure"))),
-    ("TenureUpdatedEvent", "tenure", Some(("update", "tenure"))),
-    (
-        "PersonAddedToTenureEvent",
-        "tenure",
-        Some(("create", "tenurePerson")),
-    ),
-    (
-        "PersonRemovedFromTenureEvent",
-        "tenure",
-        Some(("delete", "tenurePerson")),
-    ),
-    ("AssetCreatedEvent", "asset", Some(("create", "asset"))),
-    ("AssetUpdatedEvent", "asset", Some(("update", "asset"))),
-    (
-        "ContractCreatedEvent",
-        "contracts",
-        Some(("create", "contract")),
-    ),
-    (
-        "ContractUpdatedEvent",
-        "contracts",
-        Some(("update", "contract")),
-    ),
-    (
-        "HousingApplicationCreatedEvent",
-        "housingregister",
-        Some(("create", "housingApplication")),
-    ),
-    (
-        "HousingApplicationUpdatedEvent",
-        "housingregister",
-        Some(("update", "housingApplication")),
-    ),
-    (
-        "EqualityInformationCreatedEvent",
-        "equalityinformation",
-        Some(("create", "personEqualityInformation")),
-    ),
-    (
-        "EqualityInformationUpdatedEvent",
-        "equalityinformation",
-        Some(("update", "personEqualityInformation")),
-    ),
-    (
-        "ProcessStartedEvent",
-        "processes",
-        Some(("create", "process")),
-    ),
-    (
-        "ProcessUpdatedEvent",
-        "processes",
-        Some(("update", "process")),
-    ),
-    (
-        "ProcessClosedEvent",
-        "processes",
-        Some(("update", "process")),
-    ),
-    (
-        "ProcessCompletedEvent",
-        "processes",
-        Some(("update", "process")),
-    ),
-    (
-        "ProcessStartedAgainstTenureEvent",
-        "processes",
-        Some(("create", "tenure")),
-    ),
-    (
-        "ProcessStartedAgainstPersonEvent",
-        "processes",
-        Some(("create", "person")),
-    ),
-    (
-        "NoteCreatedAgainstProcessEvent",
-        "notes",
-        Some(("create", "process")),
-    ),
-    ("NoteCreatedAgainstTenureEvent", "notes", None),
-    ("NoteCreatedAgainstPersonEvent", "notes", None),
-    ("NoteCreatedAgainstAssetEvent", "notes", None),
-    (
-        "CautionaryAlertCreatedEvent",
-        "cautionaryalerts",
-        Some(("create", "cautionaryAlert")),
-    ),
-    (
-        "CautionaryAlertEndedEvent",
-        "cautionaryalerts",
-        Some(("end", "cautionaryAlert")),
-    ),
-    (
-        "PatchOrAreaResEntityEditedEvent",
-        "patchesandareas",
-        Some(("update", "patchesAndAreas")),
-    ),
-];
+/// Every event type of the built-in mapping with what it should record (`None`
+/// for "no activity"), each published to one of the domain topics in turn, so every
+/// topic's subscription carries events too. That the built-in mapping is the
+/// contract's table (docs/contracts.md §2) is checked apart, against an independent
+/// transcription, in `domain::mapping`'s tests; here the whole path honours it.
+/// The finance event, which records twice, is published on its own.
+fn expected() -> Vec<Expected> {
+    let mapping = Mapping::default();
+    let topics = listener::provision::DOMAINS.iter().cycle();
+    let rules = mapping.event_types().into_iter().filter_map(|t| {
+        let rule = match mapping.rule(t).ok()? {
+            Rule::Ignore => None,
+            Rule::Record(r) if r.also_on_entity_target.is_some() => return None,
+            Rule::Record(r) => Some((r.activity, r.target_type.clone())),
+        };
+        Some((t.to_owned(), rule))
+    });
+    rules
+        .zip(topics)
+        .map(|((t, rule), topic)| (t, *topic, rule))
+        .collect()
+}
 
 fn old_data() -> Value {
     json!({"name": "Before", "unchanged": "same", "nested": {"a": 1, "b": 2}})
@@ -168,17 +74,22 @@ where
 async fn every_event_type_published_to_its_topic_yields_its_expected_record() {
     let s = provisioned(true).await;
     let p = s.processor(Mapping::default());
+    let expected = expected();
+    assert!(
+        expected.len() >= 29,
+        "the built-in mapping lost event types"
+    );
     let mut published = Vec::new();
-    for (event_type, domain, expected) in EXPECTED {
+    for (event_type, domain, rule) in expected {
         let entity = Uuid::new_v4();
-        let (old, new) = match expected.map(|e| e.0) {
-            Some("create") => (Value::Null, new_data()),
-            Some("delete") => (old_data(), Value::Null),
+        let (old, new) = match rule.as_ref().map(|r| r.0) {
+            Some(ActivityType::Create) => (Value::Null, new_data()),
+            Some(ActivityType::Delete) => (old_data(), Value::Null),
             _ => (old_data(), new_data()),
         };
-        let body = event(event_type, entity, old, new);
+        let body = event(&event_type, entity, old, new);
         publish(&s, domain, &body).await;
-        published.push((entity, *event_type, *expected));
+        published.push((entity, event_type, rule));
     }
     let tenure = Uuid::new_v4();
     let transaction = Uuid::new_v4();
@@ -191,22 +102,23 @@ async fn every_event_type_published_to_its_topic_yields_its_expected_record() {
     tx["entityTargetId"] = json!(tenure);
     publish(&s, "transactions", &tx).await;
 
-    // 26 mapped event types record one each, the transaction two.
-    let want = EXPECTED.iter().filter(|e| e.2.is_some()).count() + 2;
+    // Each recording event type records one, the transaction two.
+    let want = published.iter().filter(|e| e.2.is_some()).count() + 2;
+    let ignored = published.iter().filter(|e| e.2.is_none()).count();
     drain_until(&s, &p, || async { s.item_count().await >= want }).await;
     // Give anything extra a chance to show up before asserting the exact count.
     poll_once(&p, &s.sqs, &s.worker_config()).await.unwrap();
     assert_eq!(s.item_count().await, want);
 
-    for (entity, event_type, expected) in published {
+    for (entity, event_type, rule) in published {
         let records = s.activities(entity).await;
-        let Some((activity, target_type)) = expected else {
+        let Some((activity, target_type)) = rule else {
             assert!(records.is_empty(), "{event_type} should record nothing");
             continue;
         };
         assert_eq!(records.len(), 1, "{event_type}");
         let a = &records[0];
-        assert_eq!(a.activity_type.as_str(), activity, "{event_type}");
+        assert_eq!(a.activity_type, activity, "{event_type}");
         assert_eq!(a.target_type, target_type, "{event_type}");
         assert_eq!(a.author.full_name, "Paul Fox");
         assert_eq!(a.author.email, "paul.fox@example.gov.uk");
@@ -241,7 +153,9 @@ async fn every_event_type_published_to_its_topic_yields_its_expected_record() {
         Some(json!({"amount": 125.5, "type": "Rent"}))
     );
     let m = &p.metrics;
-    assert_eq!(m.ignored.load(std::sync::atomic::Ordering::Relaxed), 4);
+    let ignored_now = m.ignored.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(ignored_now as usize, ignored);
+    assert!(ignored_now >= 4, "the contract's four no-activity types");
 }
 
 #[tokio::test]
@@ -436,33 +350,14 @@ async fn duplicate_keys_in_one_batch_are_written_once_without_failing_the_batch(
     assert_eq!(s.item_count().await, 1);
 }
 
-/// A loopback TCP front for `upstream` that holds every new connection for
-/// `delay` before passing bytes through: a DynamoDB that answers slowly.
-async fn slow_front(upstream: &str, delay: Duration) -> String {
-    let upstream = upstream.trim_start_matches("http://").to_owned();
-    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", socket.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = socket.accept().await {
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test]
 async fn a_batch_that_outlasts_its_visibility_timeout_stays_hidden_until_done() {
     let s = provisioned(false).await;
     // Writes take 5 s; the batch is hidden for 2 s at a time.
-    let slow = slow_front(&s.stack.dynamodb, Duration::from_secs(5)).await;
+    let slow = integration_tests::proxy::FaultProxy::start(&s.stack.dynamodb).await;
+    slow.set_delay(Duration::from_secs(5));
     let mut p = s.processor(Mapping::default());
-    p.dynamodb = aws_sdk_dynamodb::Client::new(&integration_tests::sdk_config(&slow));
+    p.dynamodb = aws_sdk_dynamodb::Client::new(&integration_tests::sdk_config(&slow.addr));
     let mut cfg = s.worker_config();
     cfg.visibility_secs = 2;
     let entity = Uuid::new_v4();

@@ -3,63 +3,13 @@
 //! minutes); CI runs it with `cargo test -p integration-tests -- --ignored soak`.
 
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use integration_tests::proxy::FaultProxy;
 use integration_tests::{TestStack, event, provisioned};
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use uuid::Uuid;
-
-/// A TCP proxy on loopback that can cut every connection and refuse new ones,
-/// standing in for a network partition between the worker and DynamoDB.
-struct Proxy {
-    addr: String,
-    cut: Arc<AtomicBool>,
-    cut_tx: watch::Sender<bool>,
-}
-
-impl Proxy {
-    async fn start(upstream: &str) -> Self {
-        let upstream = upstream.trim_start_matches("http://").to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = format!("http://{}", listener.local_addr().unwrap());
-        let cut = Arc::new(AtomicBool::new(false));
-        let (cut_tx, cut_rx) = watch::channel(false);
-        let is_cut = cut.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    continue;
-                };
-                if is_cut.load(Ordering::SeqCst) {
-                    drop(client); // refused: closed at once
-                    continue;
-                }
-                let upstream = upstream.clone();
-                let mut cut_rx = cut_rx.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut_rx.wait_for(|c| *c) => {} // drop both ends
-                    }
-                });
-            }
-        });
-        Self { addr, cut, cut_tx }
-    }
-
-    fn set_cut(&self, cut: bool) {
-        self.cut.store(cut, Ordering::SeqCst);
-        let _ = self.cut_tx.send(cut);
-    }
-}
 
 fn worker(s: &TestStack, dynamodb: &str) -> tokio::process::Child {
     s.listener_command(crate::LISTENER)
@@ -88,7 +38,8 @@ fn worker(s: &TestStack, dynamodb: &str) -> tokio::process::Child {
 async fn soak_with_kills_duplicates_and_a_dynamodb_outage_loses_and_duplicates_nothing() {
     const DISTINCT: usize = 4_546; // plus 10% duplicates makes 5,000 messages
     let s = provisioned(false).await;
-    let proxy = Proxy::start(&s.stack.dynamodb).await;
+    // A network partition between the worker and DynamoDB, on demand.
+    let proxy = FaultProxy::start(&s.stack.dynamodb).await;
     let targets: Vec<Uuid> = (0..DISTINCT).map(|_| Uuid::new_v4()).collect();
     let mut bodies: Vec<String> = targets
         .iter()
