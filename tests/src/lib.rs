@@ -318,6 +318,12 @@ impl TestStack {
 
     /// Approximate message count of a queue (visible plus in flight).
     pub async fn queue_depth(&self, queue_url: &str) -> u64 {
+        let (visible, in_flight) = self.visible_and_in_flight(queue_url).await;
+        visible + in_flight
+    }
+
+    /// Messages of a queue waiting to be received, and received but not deleted.
+    pub async fn visible_and_in_flight(&self, queue_url: &str) -> (u64, u64) {
         use aws_sdk_sqs::types::QueueAttributeName as A;
         let out = self
             .sqs
@@ -328,14 +334,16 @@ impl TestStack {
             .send()
             .await
             .expect("queue attributes");
-        let attrs = out.attributes().cloned().unwrap_or_default();
         let n = |k: A| {
-            attrs
-                .get(&k)
+            out.attributes()
+                .and_then(|a| a.get(&k))
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
+        (
+            n(A::ApproximateNumberOfMessages),
+            n(A::ApproximateNumberOfMessagesNotVisible),
+        )
     }
 }
 

@@ -83,30 +83,6 @@ async fn worker_killed_mid_batch_and_restarted_records_every_event_once() {
     assert_eq!(s.queue_depth(&s.provisioned.dlq_url).await, 0);
 }
 
-/// Messages of `queue_url` waiting to be received, and received but not deleted.
-async fn visible_and_in_flight(s: &TestStack, queue_url: &str) -> (u64, u64) {
-    use aws_sdk_sqs::types::QueueAttributeName as A;
-    let out = s
-        .sqs
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(A::ApproximateNumberOfMessages)
-        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap();
-    let n = |k: A| {
-        out.attributes()
-            .and_then(|a| a.get(&k))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (
-        n(A::ApproximateNumberOfMessages),
-        n(A::ApproximateNumberOfMessagesNotVisible),
-    )
-}
-
 #[tokio::test]
 async fn worker_stopped_with_sigterm_finishes_the_batch_in_hand_and_exits_cleanly() {
     let s = provisioned(false).await;
@@ -130,7 +106,7 @@ async fn worker_stopped_with_sigterm_finishes_the_batch_in_hand_and_exits_cleanl
         .spawn()
         .unwrap();
     wait_for("the batch to be received", 30, async || {
-        visible_and_in_flight(&s, &s.provisioned.queue_url).await == (0, 5)
+        s.visible_and_in_flight(&s.provisioned.queue_url).await == (0, 5)
     })
     .await;
 
@@ -151,7 +127,7 @@ async fn worker_stopped_with_sigterm_finishes_the_batch_in_hand_and_exits_cleanl
         assert_eq!(s.activities(*t).await.len(), 1, "target {t} was recorded");
     }
     assert_eq!(
-        visible_and_in_flight(&s, &s.provisioned.queue_url).await,
+        s.visible_and_in_flight(&s.provisioned.queue_url).await,
         (0, 0),
         "every message of the batch was deleted before the worker exited"
     );
