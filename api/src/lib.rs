@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::Uri;
 use tower::ServiceExt;
 
 pub mod app;
@@ -46,30 +45,6 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     http::router(state, settings)
 }
 
-/// Lower-cases `/api/...` paths before routing: callers use both `activityhistory`
-/// and `activityHistory` (docs/contracts.md §4), and ids are GUIDs, whose case does not matter.
-pub fn normalize_path(mut req: Request) -> Request {
-    let path = req.uri().path();
-    if path.len() >= 5
-        && path[..5].eq_ignore_ascii_case("/api/")
-        && path.bytes().any(|b| b.is_ascii_uppercase())
-    {
-        let lowered = path.to_ascii_lowercase();
-        let pq = match req.uri().query() {
-            Some(q) => format!("{lowered}?{q}"),
-            None => lowered,
-        };
-        let mut parts = req.uri().clone().into_parts();
-        if let Ok(p) = pq.parse() {
-            parts.path_and_query = Some(p);
-            if let Ok(uri) = Uri::from_parts(parts) {
-                *req.uri_mut() = uri;
-            }
-        }
-    }
-    req
-}
-
 /// The service to serve: the router behind path normalisation.
 pub fn app(
     state: AppState,
@@ -82,7 +57,7 @@ pub fn app(
 > + Clone
 + Send
 + 'static {
-    router(state, settings).map_request(normalize_path)
+    router(state, settings).map_request(http::normalize_path)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets requests in
