@@ -184,13 +184,16 @@ mod tests {
     }
 
     #[test]
-    fn readme_documents_every_environment_variable() {
-        let readme = include_str!("../../README.md");
+    fn configuration_page_documents_every_environment_variable() {
+        let page = include_str!("../../docs/configuration.md");
         let missing: Vec<String> = Config::command()
             .get_arguments()
             .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().to_string()))
-            .filter(|e| !readme.contains(&format!("`{e}`")))
+            .filter(|e| !page.contains(&format!("`{e}`")))
             .collect();
-        assert!(missing.is_empty(), "README.md lacks {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "docs/configuration.md lacks {missing:?}"
+        );
     }
 }
