@@ -46,6 +46,9 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
 }
 
 /// The service to serve: the router behind path normalisation.
+///
+/// `use<>`: the service copies what it needs from `settings`, so it does not
+/// borrow them and can outlive them (tests box it; `serve` moves it to a task).
 pub fn app(
     state: AppState,
     settings: &HttpSettings,
@@ -53,10 +56,12 @@ pub fn app(
     Request,
     Response = axum::response::Response,
     Error = std::convert::Infallible,
-    Future = impl Send,
-> + Clone
+    Future = impl Send + use<>,
+>
++ Clone
 + Send
-+ 'static {
++ 'static
++ use<> {
     router(state, settings).map_request(http::normalize_path)
 }
 
@@ -82,10 +87,12 @@ pub fn lambda_service(
     lambda_http::Request,
     Response = axum::response::Response,
     Error = std::convert::Infallible,
-    Future = impl Send,
-> + Clone
+    Future = impl Send + use<>,
+>
++ Clone
 + Send
-+ 'static {
++ 'static
++ use<> {
     let service = app(state, settings);
     tower::service_fn(move |req: lambda_http::Request| {
         let service = service.clone();
