@@ -8,6 +8,8 @@
 //! `setpriv --pdeathsig KILL`, so they die with the tests even when a test panics
 //! or the run is interrupted. Every test names its own table, topics and queues,
 //! so tests run in parallel against the one pair.
+//!
+//! - [`table`]: a fresh table and nothing else, for tests of the API.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -18,6 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use tokio::sync::OnceCell;
+
+pub mod table;
 
 /// Where the emulators listen.
 #[derive(Debug, Clone)]
