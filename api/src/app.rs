@@ -41,10 +41,10 @@ pub async fn main() -> Result<()> {
         let Some(secret) = &config.jwt_secret else {
             bail!("dev-token needs ACTIVITY_JWT_SECRET");
         };
-        println!("{}", dev_token(secret.as_bytes(), sub, groups, *hours)?);
+        println!("{}", dev_token(secret.expose(), sub, groups, *hours)?);
         return Ok(());
     }
-    let token_key = domain::token::TokenKey::new(config.token_key.clone().into_bytes())
+    let token_key = domain::token::TokenKey::new(config.token_key.expose().to_vec())
         .context("ACTIVITY_TOKEN_KEY must be at least 16 bytes")?;
     let verifier = auth::Verifier::new(config.auth()).await?;
     let sdk = aws_config::load_from_env().await;

@@ -5,6 +5,39 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 
+/// A key or password from the command line or environment. Its `Debug` and
+/// `Display` print `<redacted>`, so logging a `Config` (or an error holding one)
+/// cannot leak it; the value is reached only through [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's bytes, for the one place that signs or verifies with them.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Serves the history of every entity over HTTP (read-only).
 ///
 /// Runs as an AWS Lambda function behind API Gateway when AWS_LAMBDA_RUNTIME_API is set.
@@ -22,11 +55,11 @@ pub struct Config {
     /// Key (16 bytes or more) that signs page tokens. Every instance must share it,
     /// or a token issued by one is refused by another.
     #[arg(long, env = "ACTIVITY_TOKEN_KEY", hide_env_values = true)]
-    pub token_key: String,
+    pub token_key: Secret,
 
     /// Shared secret (32 bytes or more) for HS256 bearer tokens.
     #[arg(long, env = "ACTIVITY_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
 
     /// JWKS file path or http(s) URL with the RS256/ES256 keys of the identity provider.
     #[arg(long, env = "ACTIVITY_JWKS")]
@@ -78,7 +111,7 @@ impl Config {
     /// The verifier's settings.
     pub fn auth(&self) -> crate::auth::AuthConfig {
         crate::auth::AuthConfig {
-            hs256_secret: self.jwt_secret.clone().map(String::into_bytes),
+            hs256_secret: self.jwt_secret.as_ref().map(|s| s.expose().to_vec()),
             jwks: self.jwks.as_deref().map(crate::auth::JwksSource::parse),
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
@@ -115,14 +148,52 @@ mod tests {
         Config::command().debug_assert();
     }
 
+    const TOKEN_KEY: &str = "page-token-key-0123456789";
+    const JWT_SECRET: &str = "jwt-secret-that-is-at-least-32-bytes-long";
+
+    fn parsed() -> Config {
+        let args = [
+            "activity-api",
+            "--token-key",
+            TOKEN_KEY,
+            "--jwt-secret",
+            JWT_SECRET,
+        ];
+        Config::try_parse_from(args).expect("valid arguments")
+    }
+
     #[test]
-    fn readme_documents_every_environment_variable() {
-        let readme = include_str!("../../README.md");
+    fn secrets_are_not_printed_when_the_config_is_logged() {
+        let config = parsed();
+        for printed in [format!("{config:?}"), format!("{config:#?}")] {
+            assert!(!printed.contains(TOKEN_KEY), "{printed}");
+            assert!(!printed.contains(JWT_SECRET), "{printed}");
+            assert!(printed.contains("<redacted>"), "{printed}");
+        }
+        assert_eq!(config.token_key.to_string(), "<redacted>");
+    }
+
+    #[test]
+    fn secrets_reach_the_code_that_uses_them_intact() {
+        let config = parsed();
+        assert_eq!(config.token_key.expose(), TOKEN_KEY.as_bytes());
+        assert_eq!(
+            config.auth().hs256_secret.as_deref(),
+            Some(JWT_SECRET.as_bytes())
+        );
+    }
+
+    #[test]
+    fn configuration_page_documents_every_environment_variable() {
+        let page = include_str!("../../docs/configuration.md");
         let missing: Vec<String> = Config::command()
             .get_arguments()
             .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().to_string()))
-            .filter(|e| !readme.contains(&format!("`{e}`")))
+            .filter(|e| !page.contains(&format!("`{e}`")))
             .collect();
-        assert!(missing.is_empty(), "README.md lacks {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "docs/configuration.md lacks {missing:?}"
+        );
     }
 }

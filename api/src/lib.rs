@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::Uri;
 use tower::ServiceExt;
 
 pub mod app;
@@ -46,31 +45,10 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     http::router(state, settings)
 }
 
-/// Lower-cases `/api/...` paths before routing: callers use both `activityhistory`
-/// and `activityHistory` (docs/contracts.md §4), and ids are GUIDs, whose case does not matter.
-pub fn normalize_path(mut req: Request) -> Request {
-    let path = req.uri().path();
-    if path.len() >= 5
-        && path[..5].eq_ignore_ascii_case("/api/")
-        && path.bytes().any(|b| b.is_ascii_uppercase())
-    {
-        let lowered = path.to_ascii_lowercase();
-        let pq = match req.uri().query() {
-            Some(q) => format!("{lowered}?{q}"),
-            None => lowered,
-        };
-        let mut parts = req.uri().clone().into_parts();
-        if let Ok(p) = pq.parse() {
-            parts.path_and_query = Some(p);
-            if let Ok(uri) = Uri::from_parts(parts) {
-                *req.uri_mut() = uri;
-            }
-        }
-    }
-    req
-}
-
 /// The service to serve: the router behind path normalisation.
+///
+/// `use<>`: the service copies what it needs from `settings`, so it does not
+/// borrow them and can outlive them (tests box it; `serve` moves it to a task).
 pub fn app(
     state: AppState,
     settings: &HttpSettings,
@@ -78,11 +56,13 @@ pub fn app(
     Request,
     Response = axum::response::Response,
     Error = std::convert::Infallible,
-    Future = impl Send,
-> + Clone
+    Future = impl Send + use<>,
+>
++ Clone
 + Send
-+ 'static {
-    router(state, settings).map_request(normalize_path)
++ 'static
++ use<> {
+    router(state, settings).map_request(http::normalize_path)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets requests in
@@ -107,10 +87,12 @@ pub fn lambda_service(
     lambda_http::Request,
     Response = axum::response::Response,
     Error = std::convert::Infallible,
-    Future = impl Send,
-> + Clone
+    Future = impl Send + use<>,
+>
++ Clone
 + Send
-+ 'static {
++ 'static
++ use<> {
     let service = app(state, settings);
     tower::service_fn(move |req: lambda_http::Request| {
         let service = service.clone();

@@ -8,6 +8,8 @@
 //! `setpriv --pdeathsig KILL`, so they die with the tests even when a test panics
 //! or the run is interrupted. Every test names its own table, topics and queues,
 //! so tests run in parallel against the one pair.
+//!
+//! - [`table`]: a fresh table and nothing else, for tests of the API.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use tokio::sync::OnceCell;
 
 pub mod proxy;
+pub mod table;
 pub mod tools;
 
 pub use tools::{browser, openapi_validator};

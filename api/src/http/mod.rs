@@ -1,5 +1,6 @@
 //! The HTTP surface: one module per route group, merged here with the docs, the
-//! authentication boundary and the cross-cutting layers.
+//! authentication boundary and the cross-cutting layers; [`normalize_path`] runs
+//! before routing.
 
 use std::time::Duration;
 
@@ -17,6 +18,9 @@ use crate::{auth, correlation};
 
 pub(crate) mod activities;
 pub(crate) mod health;
+mod path;
+
+pub use path::normalize_path;
 
 /// The OpenAPI document, generated from the handlers and types.
 #[derive(OpenApi)]

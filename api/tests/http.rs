@@ -1,0 +1,581 @@
+//! The service `api::app` builds, called with `oneshot`: no socket, no emulators.
+//!
+//! Routing, parameters, authentication and limits are all decided before the
+//! table is asked, so these tests need none. The table's client points at a
+//! closed loopback port: a request that gets past every check reaches it and must
+//! be a 503 that says to try again, never a 500.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::auth::{AuthConfig, JwksSource};
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use tower::util::BoxCloneService;
+use uuid::Uuid;
+
+const JWT_SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
+const TOKEN_KEY: &str = "test-page-token-key-0123456789";
+const ISSUER: &str = "https://idp.example";
+const AUDIENCE: &str = "activity-history";
+/// Nothing listens on the discard port of loopback: connections are refused at once.
+const UNREACHABLE: &str = "http://127.0.0.1:9";
+const LIST: &str = "/api/v1/activityhistory";
+
+type App = BoxCloneService<Request, Response, Infallible>;
+
+/// A key or JWKS under `tests/fixtures/jwt` (see its README).
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/jwt"
+    ))
+    .join(name)
+}
+
+fn pem(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(name)).unwrap()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A table client that can never connect. Retries are off so each refused
+/// request fails at once; the timeout only guards against a port that hangs.
+fn unreachable_table() -> api::store::Store {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("eu-west-2"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .endpoint_url(UNREACHABLE)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .build();
+    api::store::Store {
+        client: aws_sdk_dynamodb::Client::from_conf(config),
+        table: "ActivityHistory".into(),
+    }
+}
+
+/// HS256 with the test secret only.
+fn hs256_auth() -> AuthConfig {
+    AuthConfig {
+        hs256_secret: Some(JWT_SECRET.as_bytes().to_vec()),
+        ..AuthConfig::default()
+    }
+}
+
+/// What a production deployment checks: both kinds of key, issuer, audience, groups.
+fn full_auth() -> AuthConfig {
+    AuthConfig {
+        hs256_secret: Some(JWT_SECRET.as_bytes().to_vec()),
+        jwks: Some(JwksSource::File(fixture("jwks.json"))),
+        issuer: Some(ISSUER.into()),
+        audience: Some(AUDIENCE.into()),
+        allowed_groups: vec!["housing-staff".into(), "finance-staff".into()],
+    }
+}
+
+fn token_key() -> domain::token::TokenKey {
+    domain::token::TokenKey::new(TOKEN_KEY.as_bytes().to_vec()).unwrap()
+}
+
+/// Signs `claims` over a valid default set (`sub`, `groups`, `iss`, `aud`, an hour
+/// to live); a claim given as `null` is left out.
+fn sign(alg: Algorithm, key: &EncodingKey, kid: Option<&str>, claims: Value) -> String {
+    let mut all = json!({
+        "sub": "tester", "groups": ["housing-staff"], "iss": ISSUER, "aud": AUDIENCE,
+        "iat": now(), "nbf": now(), "exp": now() + 3600,
+    });
+    let all_claims = all.as_object_mut().unwrap();
+    for (k, v) in claims.as_object().unwrap() {
+        match v {
+            Value::Null => all_claims.remove(k),
+            v => all_claims.insert(k.clone(), v.clone()),
+        };
+    }
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, &all, key).unwrap()
+}
+
+fn hs256_token() -> String {
+    sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        None,
+        json!({}),
+    )
+}
+
+fn rs256_token(claims: Value) -> String {
+    let key = EncodingKey::from_rsa_pem(&pem("rsa-private.pem")).unwrap();
+    sign(Algorithm::RS256, &key, Some("test-rsa"), claims)
+}
+
+/// A page token as the API would issue it for `target` with no filters, newest first.
+fn page_token(target: Uuid) -> String {
+    let resume = domain::token::PageKey {
+        id: Uuid::new_v4().to_string(),
+        created_at: Some("2024-03-10T10:20:00.0000220Z".into()),
+    };
+    let unfiltered = api::params::Filters::default().fingerprint();
+    domain::token::encode(&token_key(), target, &unfiltered, &resume)
+}
+
+/// The service under test and a token it accepts.
+struct Api {
+    app: App,
+    token: String,
+}
+
+impl Api {
+    async fn new(auth: AuthConfig) -> Self {
+        let state = api::AppState {
+            store: unreachable_table(),
+            token_key: token_key(),
+            verifier: Arc::new(api::auth::Verifier::new(auth).await.unwrap()),
+        };
+        let settings = api::HttpSettings {
+            cors_origins: vec![],
+            request_timeout: Duration::from_secs(10),
+        };
+        Self {
+            app: BoxCloneService::new(api::app(state, &settings)),
+            token: hs256_token(),
+        }
+    }
+
+    /// GET with the accepted token.
+    async fn get(&self, uri: &str) -> Reply {
+        self.get_as(uri, Some(&self.token)).await
+    }
+
+    /// GET with `token`, or with no Authorization header.
+    async fn get_as(&self, uri: &str, token: Option<&str>) -> Reply {
+        let mut req = Request::get(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        self.send(req.body(Body::empty()).unwrap()).await
+    }
+
+    async fn send(&self, req: Request) -> Reply {
+        let response = self.app.clone().oneshot(req).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// What a caller sees of one answer.
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// An error of `status` whose JSON body says `needle`, with data withheld and
+    /// a correlation id to quote.
+    fn assert_error(&self, status: u16, needle: &str, what: &str) {
+        let body = &self.body;
+        assert_eq!(self.status, status, "{what}: {body}");
+        assert_eq!(body["status"], json!(status), "{what}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(needle),
+            "{what}: {body} should say {needle:?}"
+        );
+        assert!(body.get("results").is_none(), "{what} returned data");
+        let id = body["correlationId"].as_str().unwrap_or_default();
+        assert!(!id.is_empty(), "{what}: {body} has no correlationId");
+        assert_eq!(self.header("x-correlation-id"), Some(id), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn both_spellings_of_the_history_path_reach_the_history_routes() {
+    let api = Api::new(hs256_auth()).await;
+    for path in [
+        "/api/v1/activityhistory",
+        "/api/v1/activityHistory",
+        "/API/V1/ACTIVITYHISTORY",
+    ] {
+        // A 400 about the parameter proves the list route ran, not the 404 fallback.
+        api.get(&format!("{path}?targetId=not-a-guid"))
+            .await
+            .assert_error(400, "targetId is not a GUID", path);
+        api.get(&format!("{path}/not-a-guid"))
+            .await
+            .assert_error(400, "not an activity id", path);
+        api.get(&format!("{path}/export?targetId=nope"))
+            .await
+            .assert_error(400, "targetId is not a GUID", path);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_json_404_that_points_at_the_docs() {
+    let api = Api::new(hs256_auth()).await;
+    for path in [
+        "/api/v1/activityhistories?targetId=x",
+        "/api/v2/activityhistory",
+        "/nothing-here",
+        "/abcé/X",
+    ] {
+        let reply = api.get_as(path, None).await;
+        reply.assert_error(404, "see /docs", path);
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/json"),
+            "{path}"
+        );
+    }
+}
+
+/// Every way a query can be wrong, with what the answer must say. `token` is a
+/// token for `target` with no filters.
+fn bad_queries(target: Uuid, token: &str) -> Vec<(String, &'static str)> {
+    let other = Uuid::new_v4();
+    let mut tampered = token.as_bytes().to_vec();
+    let mid = tampered.len() / 2;
+    tampered[mid] = if tampered[mid] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let truncated = &token[..token.len() / 2];
+    let q = |rest: &str| format!("{LIST}?targetId={target}&{rest}");
+    vec![
+        (format!("{LIST}?targetId=not-a-guid"), "not a GUID"),
+        (format!("{LIST}?targetId="), "empty"),
+        (LIST.to_string(), "targetId is required"),
+        (format!("{LIST}?targetId={}", Uuid::nil()), "empty GUID"),
+        (q(&format!("targetId={other}")), "more than once"),
+        (q("pageSize=0"), "at least 1"),
+        (q("pageSize=-3"), "at least 1"),
+        (q("pageSize=ten"), "whole number"),
+        (q("pageSize=101"), "limit of 100"),
+        (q(&format!("paginationToken={tampered}")), "altered"),
+        // Cut base64 may still decode, so the reason is "truncated" or "altered".
+        (
+            q(&format!("paginationToken={truncated}")),
+            "paginationToken",
+        ),
+        (q("paginationToken=%%%%"), "paginationToken"),
+        (
+            format!("{LIST}?targetId={other}&paginationToken={token}"),
+            "different targetId",
+        ),
+        (
+            q(&format!("order=asc&paginationToken={token}")),
+            "different filters",
+        ),
+        (q("type=frobbed"), "not an activity type"),
+        (q("from=last-tuesday"), "from is not a date"),
+        (q("from=2024-05-01&to=2024-01-01"), "from is after to"),
+        (q("order=random"), "asc or desc"),
+        (format!("{LIST}/not-a-guid"), "not an activity id"),
+        (
+            format!("{LIST}/export?targetId={target}&format=xlsx"),
+            "csv or ndjson",
+        ),
+        (format!("{LIST}/export?targetId=nope"), "not a GUID"),
+    ]
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_400_that_says_what_to_fix() {
+    let api = Api::new(hs256_auth()).await;
+    let target = Uuid::new_v4();
+    for (url, needle) in bad_queries(target, &page_token(target)) {
+        api.get(&url).await.assert_error(400, needle, &url);
+    }
+}
+
+#[tokio::test]
+async fn tokens_the_api_trusts_get_past_authentication() {
+    let api = Api::new(full_auth()).await;
+    let ec = EncodingKey::from_ec_pem(&pem("ec-private.pem")).unwrap();
+    let hs = EncodingKey::from_secret(JWT_SECRET.as_bytes());
+    let accepted = [
+        ("RS256 from the JWKS", rs256_token(json!({}))),
+        (
+            "ES256 from the JWKS",
+            sign(Algorithm::ES256, &ec, Some("test-ec"), json!({})),
+        ),
+        (
+            "HS256 with the secret",
+            sign(Algorithm::HS256, &hs, None, json!({})),
+        ),
+        (
+            "one allowed group of several",
+            rs256_token(json!({"groups": ["x", "finance-staff"]})),
+        ),
+        (
+            "a single group as a string",
+            rs256_token(json!({"groups": "finance-staff"})),
+        ),
+    ];
+    let url = format!("{LIST}?targetId={}", Uuid::new_v4());
+    for (what, token) in accepted {
+        // Past authentication the next stop is the (unreachable) table.
+        api.get_as(&url, Some(&token))
+            .await
+            .assert_error(503, "unavailable", what);
+    }
+}
+
+/// A token with `alg: none`: valid claims, no signature.
+fn unsigned_token() -> String {
+    use base64::Engine;
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let claims = json!({"sub": "x", "exp": now() + 3600, "groups": ["housing-staff"], "iss": ISSUER, "aud": AUDIENCE});
+    format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "JWT"})),
+        b64(claims)
+    )
+}
+
+/// Tokens the API must refuse: what each is, the token, the status and what the
+/// message must say.
+fn untrusted_tokens() -> Vec<(&'static str, Option<String>, u16, &'static str)> {
+    let untrusted = EncodingKey::from_rsa_pem(&pem("rsa-other-private.pem")).unwrap();
+    // Algorithm confusion: an HS256 token whose secret is the RSA *public* key.
+    let public_as_secret = EncodingKey::from_secret(&pem("rsa-public.pem"));
+    let now = now();
+    vec![
+        ("no token", None, 401, "Authorization: Bearer"),
+        ("not a JWT", Some("garbage".into()), 401, "not a signed JWT"),
+        ("alg none", Some(unsigned_token()), 401, "alg none"),
+        (
+            "bad signature",
+            Some(sign(
+                Algorithm::RS256,
+                &untrusted,
+                Some("test-rsa"),
+                json!({}),
+            )),
+            401,
+            "signature",
+        ),
+        (
+            "unknown kid",
+            Some(sign(Algorithm::RS256, &untrusted, Some("who"), json!({}))),
+            401,
+            "kid",
+        ),
+        (
+            "algorithm confusion",
+            Some(sign(
+                Algorithm::HS256,
+                &public_as_secret,
+                Some("test-rsa"),
+                json!({}),
+            )),
+            401,
+            "signature",
+        ),
+        (
+            "expired",
+            Some(rs256_token(json!({"exp": now - 3600}))),
+            401,
+            "expired",
+        ),
+        (
+            "not yet valid",
+            Some(rs256_token(json!({"nbf": now + 3600}))),
+            401,
+            "not valid yet",
+        ),
+        (
+            "no exp",
+            Some(rs256_token(json!({"exp": null}))),
+            401,
+            "no exp claim",
+        ),
+        (
+            "wrong issuer",
+            Some(rs256_token(json!({"iss": "https://evil.example"}))),
+            401,
+            "issuer",
+        ),
+        (
+            "wrong audience",
+            Some(rs256_token(json!({"aud": "another-api"}))),
+            401,
+            "audience",
+        ),
+        (
+            "missing group",
+            Some(rs256_token(json!({"groups": ["other"]}))),
+            403,
+            "housing-staff, finance-staff",
+        ),
+        (
+            "no groups claim",
+            Some(rs256_token(json!({"groups": null}))),
+            403,
+            "groups",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn tokens_it_cannot_trust_are_refused_with_the_reason() {
+    let api = Api::new(full_auth()).await;
+    let url = format!("{LIST}?targetId={}", Uuid::new_v4());
+    for (what, token, status, needle) in untrusted_tokens() {
+        let reply = api.get_as(&url, token.as_deref()).await;
+        reply.assert_error(status, needle, what);
+        let challenge = reply.header("www-authenticate");
+        if status == 401 {
+            // RFC 6750: the challenge names the scheme and repeats why.
+            let challenge = challenge.unwrap_or_else(|| panic!("{what}: no WWW-Authenticate"));
+            assert!(challenge.starts_with("Bearer "), "{what}: {challenge}");
+            assert!(
+                challenge.contains("error=\"invalid_token\""),
+                "{what}: {challenge}"
+            );
+        } else {
+            assert_eq!(challenge, None, "{what}: a 403 is not a challenge");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_history_route_needs_a_token() {
+    let api = Api::new(hs256_auth()).await;
+    let target = Uuid::new_v4();
+    for url in [
+        format!("{LIST}?targetId={target}"),
+        format!("{LIST}/{target}"),
+        format!("{LIST}/export?targetId={target}"),
+    ] {
+        api.get_as(&url, None)
+            .await
+            .assert_error(401, "Authorization: Bearer", &url);
+    }
+}
+
+#[tokio::test]
+async fn health_and_docs_need_no_token() {
+    let api = Api::new(full_auth()).await;
+    let docs = api.get_as("/api/v1/openapi.json", None).await;
+    assert_eq!(docs.status, 200);
+    assert!(docs.body["paths"][LIST].is_object(), "{}", docs.body);
+    // Health asks the table, which is unreachable here: a 503, not a 401.
+    api.get_as("/api/v1/healthcheck/ping", None)
+        .await
+        .assert_error(503, "unavailable", "health");
+}
+
+#[tokio::test]
+async fn an_unreachable_table_is_a_503_that_says_to_try_again_and_hides_why() {
+    let api = Api::new(hs256_auth()).await;
+    let target = Uuid::new_v4();
+    for url in [
+        format!("{LIST}?targetId={target}"),
+        format!(
+            "{LIST}?targetId={target}&paginationToken={}",
+            page_token(target)
+        ),
+        format!("{LIST}?targetId={target}&type=create"),
+        format!("{LIST}/{target}"),
+        format!("{LIST}/export?targetId={target}"),
+        format!("{LIST}/export?targetId={target}&format=ndjson"),
+    ] {
+        let reply = api.get(&url).await;
+        reply.assert_error(503, "unavailable; try again shortly", &url);
+        // Internals are logged, never sent.
+        let text = reply.body.to_string();
+        assert!(
+            !text.contains("127.0.0.1") && !text.contains("dispatch"),
+            "{url}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn oversized_query_strings_and_headers_are_refused_before_any_work() {
+    let api = Api::new(hs256_auth()).await;
+    let url = format!("{LIST}?targetId={}", Uuid::new_v4());
+    api.get(&format!("{url}&pad={}", "x".repeat(20_000)))
+        .await
+        .assert_error(414, "send a shorter query", "long URI");
+
+    let padded = Request::get(&url)
+        .header(header::AUTHORIZATION, format!("Bearer {}", api.token))
+        .header("x-padding", "y".repeat(40_000))
+        .body(Body::empty())
+        .unwrap();
+    api.send(padded)
+        .await
+        .assert_error(431, "headers are over", "large headers");
+
+    // A token of absurd size is refused as a token, not a crash.
+    api.get_as(&url, Some(&"a".repeat(20_000)))
+        .await
+        .assert_error(401, "not a signed JWT", "huge token");
+}
+
+#[tokio::test]
+async fn a_callers_correlation_id_is_echoed_on_the_response_and_in_the_error() {
+    let api = Api::new(hs256_auth()).await;
+    let req = Request::get(format!("{LIST}?targetId=bad"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", api.token))
+        .header("x-correlation-id", "support-ticket-42")
+        .body(Body::empty())
+        .unwrap();
+    let reply = api.send(req).await;
+    assert_eq!(reply.header("x-correlation-id"), Some("support-ticket-42"));
+    assert_eq!(reply.body["correlationId"], "support-ticket-42");
+}
+
+#[tokio::test]
+async fn a_correlation_id_is_generated_when_the_caller_sends_none() {
+    let api = Api::new(hs256_auth()).await;
+    let first = api.get(&format!("{LIST}?targetId=bad")).await;
+    let second = api.get(&format!("{LIST}?targetId=bad")).await;
+    let id = first.header("x-correlation-id").unwrap();
+    assert!(Uuid::parse_str(id).is_ok(), "{id}");
+    assert_eq!(first.body["correlationId"], id);
+    assert_ne!(
+        second.header("x-correlation-id"),
+        Some(id),
+        "ids are per request"
+    );
+}

@@ -1,0 +1,100 @@
+//! A fresh table of one test's own and nothing else, for the API's tests: they
+//! read a table and need no topics or queues, which cost most of provisioning.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::response::Response;
+use tower::util::BoxCloneService;
+
+use crate::{RunningApi, Stack, TOKEN_KEY};
+
+/// The API as a service called with `oneshot`, no socket.
+pub type App = BoxCloneService<Request, Response, Infallible>;
+
+/// A uniquely named table, created the way provisioning creates it.
+pub struct TableOnly {
+    /// Table client.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// The table's name, unique to this test so tests run in parallel.
+    pub table: String,
+    /// Where the emulators are.
+    pub stack: &'static Stack,
+}
+
+/// Creates a fresh table (indexes and TTL included) for one test.
+pub async fn table_only() -> TableOnly {
+    let stack = crate::stack().await;
+    let dynamodb = crate::dynamodb(stack);
+    let table = crate::unique("ActivityHistory");
+    listener::table::create_table(&dynamodb, &table)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    TableOnly {
+        dynamodb,
+        table,
+        stack,
+    }
+}
+
+/// The settings every test API runs with (the same as `TestStack::serve_api`).
+fn settings() -> api::HttpSettings {
+    api::HttpSettings {
+        cors_origins: vec!["https://frontend.example".into()],
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+impl TableOnly {
+    /// The API's state over this table with the given authentication.
+    pub async fn api_state(&self, auth: api::auth::AuthConfig) -> api::AppState {
+        api::AppState {
+            store: api::store::Store {
+                client: self.dynamodb.clone(),
+                table: self.table.clone(),
+            },
+            token_key: domain::token::TokenKey::new(TOKEN_KEY.as_bytes().to_vec()).expect("key"),
+            verifier: std::sync::Arc::new(api::auth::Verifier::new(auth).await.expect("verifier")),
+        }
+    }
+
+    /// The service `api::serve` would serve, to call with `oneshot`.
+    pub async fn app(&self, auth: api::auth::AuthConfig) -> App {
+        BoxCloneService::new(api::app(self.api_state(auth).await, &settings()))
+    }
+
+    /// Serves the API over real HTTP on a free loopback port, for the few tests
+    /// that prove serving end to end.
+    pub async fn serve_api(&self, auth: api::auth::AuthConfig) -> RunningApi {
+        let state = self.api_state(auth).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = api::serve(listener, state, &settings(), async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        RunningApi {
+            base,
+            stop: Some(tx),
+        }
+    }
+
+    /// Writes activities straight to the table.
+    pub async fn put_items(&self, items: Vec<domain::item::Item>) {
+        for item in items {
+            self.dynamodb
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .expect("put_item");
+        }
+    }
+}
