@@ -3,13 +3,16 @@
 //! When no endpoint is configured (`AWS_ENDPOINT_URL` or the per-service
 //! variables), the first test to ask starts DynamoDB Local and moto server on free
 //! loopback ports, installing them into `~/.cache/activity-history/` on first use
-//! ([`tools`], which also finds or installs a browser for the page tests). One pair serves the whole test binary. They are
+//! ([`tools`], which also finds or installs a browser for the page tests). One
+//! pair serves the whole test binary. They are
 //! started from a thread that lives as long as the test process and with
 //! `setpriv --pdeathsig KILL`, so they die with the tests even when a test panics
 //! or the run is interrupted. Every test names its own table, topics and queues,
 //! so tests run in parallel against the one pair.
 //!
-//! - [`table`]: a fresh table and nothing else, for tests of the API.
+//! - [`table`]: a fresh table and nothing else, and the API over it.
+//! - [`proxy`]: a TCP fault proxy (slow or cut) between a client and an emulator.
+//! - [`tools`]: the emulators, Python tools and a browser, found or installed.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -381,77 +384,11 @@ pub const JWT_SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
 /// The page-token key test APIs use.
 pub const TOKEN_KEY: &str = "test-page-token-key-0123456789";
 
-/// A running API on a loopback port, stopped when dropped.
-pub struct RunningApi {
-    /// `http://127.0.0.1:PORT`
-    pub base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for RunningApi {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
 /// The path of a file under `tests/fixtures`.
 pub fn fixture(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(path)
-}
-
-impl TestStack {
-    /// The API's state for this stack's table with the given authentication.
-    pub async fn api_state(&self, auth: api::auth::AuthConfig) -> api::AppState {
-        api::AppState {
-            store: api::store::Store {
-                client: self.dynamodb.clone(),
-                table: self.provisioned.table.clone(),
-            },
-            token_key: domain::token::TokenKey::new(TOKEN_KEY.as_bytes().to_vec()).expect("key"),
-            verifier: std::sync::Arc::new(api::auth::Verifier::new(auth).await.expect("verifier")),
-        }
-    }
-
-    /// Serves the API over real HTTP on a free loopback port.
-    pub async fn serve_api(&self, auth: api::auth::AuthConfig) -> RunningApi {
-        let state = self.api_state(auth).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let settings = api::HttpSettings {
-            cors_origins: vec!["https://frontend.example".into()],
-            request_timeout: Duration::from_secs(10),
-        };
-        tokio::spawn(async move {
-            let _ = api::serve(listener, state, &settings, async {
-                let _ = rx.await;
-            })
-            .await;
-        });
-        RunningApi {
-            base,
-            stop: Some(tx),
-        }
-    }
-
-    /// Writes activities straight to the table.
-    pub async fn put_items(&self, items: Vec<domain::item::Item>) {
-        for item in items {
-            self.dynamodb
-                .put_item()
-                .table_name(&self.provisioned.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .expect("put_item");
-        }
-    }
 }
 
 /// Authentication with the test HS256 secret only.

@@ -8,10 +8,25 @@ use axum::extract::Request;
 use axum::response::Response;
 use tower::util::BoxCloneService;
 
-use crate::{RunningApi, Stack, TOKEN_KEY};
+use crate::{Stack, TOKEN_KEY};
 
 /// The API as a service called with `oneshot`, no socket.
 pub type App = BoxCloneService<Request, Response, Infallible>;
+
+/// A running API on a loopback port, stopped when dropped.
+pub struct RunningApi {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for RunningApi {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
 
 /// A uniquely named table, created the way provisioning creates it.
 pub struct TableOnly {
@@ -38,7 +53,7 @@ pub async fn table_only() -> TableOnly {
     }
 }
 
-/// The settings every test API runs with (the same as `TestStack::serve_api`).
+/// The settings every test API runs with.
 fn settings() -> api::HttpSettings {
     api::HttpSettings {
         cors_origins: vec!["https://frontend.example".into()],

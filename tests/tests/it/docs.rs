@@ -2,14 +2,15 @@
 
 use std::process::Command;
 
-use integration_tests::{hs256_auth, hs256_token, openapi_validator, provisioned};
+use integration_tests::table::table_only;
+use integration_tests::{hs256_auth, hs256_token, openapi_validator};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
 
 #[tokio::test]
 async fn openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
-    let s = provisioned(false).await;
+    let s = table_only().await;
     let api = s.serve_api(hs256_auth()).await;
     let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", api.base))
         .await
@@ -83,7 +84,7 @@ async fn openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
 #[tokio::test]
 async fn docs_page_renders_in_headless_chromium_with_only_loopback_reachable() {
     let chromium = integration_tests::browser().unwrap_or_else(|e| panic!("{e:#}"));
-    let s = provisioned(false).await;
+    let s = table_only().await;
     let api = s.serve_api(hs256_auth()).await;
     let profile = std::env::temp_dir().join(format!("chromium-{}", Uuid::new_v4()));
     let out = tokio::process::Command::new(chromium)
@@ -126,7 +127,7 @@ async fn docs_page_renders_in_headless_chromium_with_only_loopback_reachable() {
 
 #[tokio::test]
 async fn lambda_entry_answers_an_api_gateway_v2_request() {
-    let s = provisioned(false).await;
+    let s = table_only().await;
     let target = Uuid::parse_str("4d5e6f70-8192-4a3b-9c4d-5e6f70819203").unwrap();
     let body = integration_tests::event(
         "TenureCreatedEvent",
