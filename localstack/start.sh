@@ -32,17 +32,25 @@ echo $! >"$AH_RUN/dynamodb.pid"
 "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$AH_RUN/moto.log" 2>&1 </dev/null &
 echo $! >"$AH_RUN/moto.pid"
 
-wait_for() { # name url
-  for _ in $(seq 1 240); do
-    if curl -s -o /dev/null "$2"; then return 0; fi
+wait_for() { # name url log-name: fails (and stops both) unless it answers within 60 s
+  local pid deadline=$((SECONDS + 60))
+  pid="$(cat "$AH_RUN/$3.pid")"
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    # --max-time: a port that accepts but never answers must not hang the wait.
+    if curl -s --max-time 2 -o /dev/null "$2"; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "error: $1 exited before answering on $2; see $AH_RUN/$3.log" >&2
+      bash "$here/stop.sh" >/dev/null 2>&1 || true
+      exit 1
+    fi
     sleep 0.25
   done
-  echo "error: $1 did not answer on $2 within 60 s; see $AH_RUN/*.log" >&2
+  echo "error: $1 did not answer on $2 within 60 s; see $AH_RUN/$3.log" >&2
   bash "$here/stop.sh" >/dev/null 2>&1 || true
   exit 1
 }
-wait_for "DynamoDB Local" "http://127.0.0.1:$DDB_PORT/"
-wait_for "moto server" "http://127.0.0.1:$MOTO_PORT/moto-api/"
+wait_for "DynamoDB Local" "http://127.0.0.1:$DDB_PORT/" dynamodb
+wait_for "moto server" "http://127.0.0.1:$MOTO_PORT/moto-api/" moto
 
 cat <<ENV
 export AWS_EC2_METADATA_DISABLED=true
