@@ -18,8 +18,17 @@ need() {
 mkdir -p "$AH_CACHE"
 # Parallel test processes and scripts may all start here on a new machine: one
 # installs, the others wait for it and then find everything in place.
+# (flock is util-linux's; without it, installs simply do not wait for each other.)
 exec 9>"$AH_CACHE/.install.lock"
-flock 9
+if command -v flock >/dev/null 2>&1; then flock 9; fi
+
+need_venv() { # what
+  need python3 "$1" "apt-get install -y python3 python3-venv"
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    echo "error: python3's venv module is required to $1; install it with: apt-get install -y python3-venv" >&2
+    exit 1
+  fi
+}
 
 if [ ! -f "$DDB_DIR/DynamoDBLocal.jar" ]; then
   need java "run DynamoDB Local" "apt-get install -y openjdk-17-jre-headless"
@@ -38,7 +47,7 @@ if [ ! -f "$DDB_DIR/DynamoDBLocal.jar" ]; then
 fi
 
 if [ ! -f "$MOTO_VENV/.installed" ]; then
-  need python3 "run moto server" "apt-get install -y python3 python3-venv"
+  need_venv "run moto server"
   echo "installing moto[server]==$MOTO_VERSION into $MOTO_VENV" >&2
   # A venv records its own path in its scripts, so it is built in place; the
   # .installed marker says it finished.
@@ -50,7 +59,7 @@ if [ ! -f "$MOTO_VENV/.installed" ]; then
 fi
 
 if [ ! -f "$TOOLS_VENV/.installed" ]; then
-  need python3 "validate the OpenAPI document" "apt-get install -y python3 python3-venv"
+  need_venv "install the OpenAPI validator, cfn-lint and schemathesis"
   echo "installing openapi-spec-validator, cfn-lint and schemathesis into $TOOLS_VENV" >&2
   rm -rf "$TOOLS_VENV"
   python3 -m venv "$TOOLS_VENV"

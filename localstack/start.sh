@@ -10,6 +10,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=env.sh
 source "$here/env.sh"
 bash "$here/install.sh" >/dev/null
+if ! command -v curl >/dev/null 2>&1; then
+  echo "error: curl is required to wait for the emulators; install it with: apt-get install -y curl" >&2
+  exit 1
+fi
 
 DDB_PORT="${DDB_PORT:-8000}"
 MOTO_PORT="${MOTO_PORT:-4566}"

@@ -31,8 +31,6 @@ const JWT_SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
 const TOKEN_KEY: &str = "test-page-token-key-0123456789";
 const ISSUER: &str = "https://idp.example";
 const AUDIENCE: &str = "activity-history";
-/// Nothing listens on the discard port of loopback: connections are refused at once.
-const UNREACHABLE: &str = "http://127.0.0.1:9";
 const LIST: &str = "/api/v1/activityhistory";
 
 type App = BoxCloneService<Request, Response, Infallible>;
@@ -57,6 +55,15 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// A loopback address nothing listens on: a port bound and let go, so
+/// connections to it are refused at once.
+fn closed_port() -> String {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    drop(socket);
+    format!("http://{addr}")
+}
+
 /// A table client that can never connect. Retries are off so each refused
 /// request fails at once; the timeout only guards against a port that hangs.
 fn unreachable_table() -> api::store::Store {
@@ -64,7 +71,7 @@ fn unreachable_table() -> api::store::Store {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("eu-west-2"))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(UNREACHABLE)
+        .endpoint_url(closed_port())
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()

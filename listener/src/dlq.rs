@@ -168,18 +168,21 @@ pub async fn scan(
     Ok(all)
 }
 
-/// Makes messages visible again at once.
+/// Makes messages visible again at once. A message SQS refuses to release (its
+/// hiding time already ran out, so it is visible anyway, or it was handed out
+/// again) is only logged; a request that fails whole is an error.
 pub async fn release(sqs: &aws_sdk_sqs::Client, url: &str, messages: &[DeadLetter]) -> Result<()> {
     let handles: Vec<&str> = messages.iter().map(|m| m.receipt_handle.as_str()).collect();
     let outcome = crate::sqs::set_visibility(sqs, url, &handles, 0).await;
-    match outcome.failed.first() {
-        None => Ok(()),
-        Some((_, why)) => bail!(
-            "{} of {} messages could not be released at once ({why}); they reappear when their hiding time ends",
-            outcome.failed.len(),
-            messages.len()
-        ),
+    if let Some(why) = outcome.request_error {
+        bail!(
+            "messages could not be released at once ({why}); they reappear when their hiding time ends"
+        );
     }
+    if let Some((_, code)) = outcome.failed.first() {
+        tracing::warn!(refused = outcome.failed.len(), code = %code, "some messages were not released; they reappear when their hiding time ends");
+    }
+    Ok(())
 }
 
 /// Counts by reason class and event type.
@@ -405,7 +408,9 @@ fn sort_out(
 
 /// Keeps the replay at most `rate` messages a second.
 struct Pace {
+    /// Messages a second at most; `None` for as fast as SQS takes them.
     rate: Option<f64>,
+    /// When the replay began: the pace is kept over the whole run, not per batch.
     started: Instant,
 }
 

@@ -36,8 +36,8 @@ pub struct Message {
 }
 
 /// Why a message failed. Its [`Failure::class`] is the reason class of logs,
-/// metrics, `publish` reports and dead-letter tooling: this is the one place
-/// those names are given.
+/// `publish` reports and dead-letter tooling: this is the one place those names
+/// are given (the metrics count each class under a camelCase name of its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// Not a valid event.
@@ -62,6 +62,16 @@ impl Failure {
             Self::Unmapped => "unmapped",
             Self::Store => "store",
             Self::HeldBack => "held_back",
+        }
+    }
+
+    /// What the log says of a message that failed this way.
+    fn headline(self) -> &'static str {
+        match self {
+            Self::Malformed => "message is not a valid event",
+            Self::Unmapped => "event type has no mapping",
+            Self::Store => "records could not be written; left for redelivery",
+            Self::HeldBack => "held back behind a failed message of its group",
         }
     }
 
@@ -226,7 +236,7 @@ pub fn plan(messages: &[Message], mapping: &Mapping) -> Plan {
                     None
                 }
                 Err(r) => {
-                    warn!(reason = r.failure.class(), error = %r.error, "message is not a usable event");
+                    warn!(reason = r.failure.class(), error = %r.error, "{}", r.failure.headline());
                     failed_groups.extend(group);
                     Some(Status::Failed(r.failure))
                 }

@@ -110,13 +110,9 @@ pub async fn publish(
             Destination::Topic(arn) => crate::sqs::publish(&clients.sns, arn, &messages).await,
             Destination::Queue(url) => crate::sqs::send(&clients.sqs, url, &messages).await,
         };
-        if let Some((_, why)) = outcome.failed.first() {
-            if report.published == 0 && outcome.succeeded.is_empty() {
-                // Nothing has gone at all: the destination is wrong or down, and
-                // the rest would fare no better.
-                bail!("publishing to {}: {why}", to.name());
-            }
-            tracing::warn!(failed = outcome.failed.len(), error = %why, "events refused; their lines are reported");
+        if let Some(why) = outcome.request_error {
+            // The destination is wrong or down: the rest would fare no better.
+            bail!("publishing to {}: {why}", to.name());
         }
         report.published += outcome.succeeded.len();
         let failed = outcome.failed.iter().filter_map(|(i, _)| chunk.get(*i));

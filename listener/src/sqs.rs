@@ -59,6 +59,9 @@ pub struct BatchOutcome {
     pub succeeded: Vec<usize>,
     /// Entries it refused, with its code, or with the error of a request that failed whole.
     pub failed: Vec<(usize, String)>,
+    /// The error of the first call that failed whole (unreachable, denied, no such
+    /// queue), as opposed to entries refused one by one.
+    pub request_error: Option<String>,
 }
 
 /// What one batch call answered: the ids of the entries it accepted, and of those
@@ -85,6 +88,7 @@ where
             }
             Err(e) => {
                 let why = format!("{e:#}");
+                outcome.request_error.get_or_insert_with(|| why.clone());
                 outcome
                     .failed
                     .extend((offset..offset + chunk.len()).map(|i| (i, why.clone())));

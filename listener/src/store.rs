@@ -68,8 +68,10 @@ pub fn fit_item(a: &Activity) -> Result<(Item, Fit), item::ItemError> {
     }
 }
 
-/// The key of an item, to deduplicate within one request and map failures back.
-fn key_of(item: &Item) -> (String, String) {
+/// An item's key: what deduplicates within one request and maps failures back.
+type Key = (String, String);
+
+fn key_of(item: &Item) -> Key {
     let s = |k: &str| {
         item.get(k)
             .and_then(|v| v.as_s().ok())
@@ -93,88 +95,89 @@ pub async fn write_items(
     items: Vec<(usize, Item)>,
 ) -> (Vec<usize>, WriteStats) {
     let mut stats = WriteStats::default();
-    // One request may not name the same key twice; a redelivered duplicate in the
-    // same batch writes the same content, so one copy serves every owner.
-    let mut owners: HashMap<(String, String), Vec<usize>> = HashMap::new();
-    let mut unique: Vec<Item> = Vec::new();
+    let (owners, unique) = dedupe(items);
+    let mut not_written = Vec::new();
+    // Items move into the requests: nothing is copied on the way to the SDK.
+    let mut unique = unique.into_iter().peekable();
+    while unique.peek().is_some() {
+        let requests = unique.by_ref().take(BATCH).map(put_request).collect();
+        not_written.extend(write_batch(client, table, requests, &mut stats).await);
+    }
+    let mut failed: Vec<usize> = not_written
+        .iter()
+        .filter_map(|k| owners.get(k))
+        .flatten()
+        .copied()
+        .collect();
+    failed.sort_unstable();
+    failed.dedup();
+    (failed, stats)
+}
+
+/// One request may not name the same key twice; a redelivered duplicate in the
+/// same batch writes the same content, so one copy serves every message that
+/// owns it.
+fn dedupe(items: Vec<(usize, Item)>) -> (HashMap<Key, Vec<usize>>, Vec<Item>) {
+    let mut owners: HashMap<Key, Vec<usize>> = HashMap::new();
+    let mut unique = Vec::new();
     for (owner, item) in items {
-        let k = key_of(&item);
-        let e = owners.entry(k).or_default();
+        let e = owners.entry(key_of(&item)).or_default();
         if e.is_empty() {
             unique.push(item);
         }
         e.push(owner);
     }
-    let mut failed: Vec<usize> = Vec::new();
-    let mut fail = |keys: &[(String, String)]| {
-        for k in keys {
-            failed.extend(owners.get(k).into_iter().flatten());
+    (owners, unique)
+}
+
+fn put_request(item: Item) -> WriteRequest {
+    let put = PutRequest::builder().set_item(Some(item)).build();
+    // set_item(Some) satisfies the only required field.
+    let put = put.unwrap_or_else(|_| unreachable!());
+    WriteRequest::builder().put_request(put).build()
+}
+
+fn keys(requests: &[WriteRequest]) -> Vec<Key> {
+    let puts = requests.iter().filter_map(|r| r.put_request());
+    puts.map(|p| key_of(p.item())).collect()
+}
+
+/// Writes up to 25 items, retrying those DynamoDB leaves unprocessed (throttling)
+/// with backoff; returns the keys that were not written.
+async fn write_batch(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    mut pending: Vec<WriteRequest>,
+    stats: &mut WriteStats,
+) -> Vec<Key> {
+    for attempt in 1..=ATTEMPTS {
+        stats.requests += 1;
+        let sent = keys(&pending);
+        let result = client
+            .batch_write_item()
+            .request_items(table, pending)
+            .send()
+            .await;
+        pending = match result {
+            Ok(out) => out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(table))
+                .unwrap_or_default(),
+            // The SDK has already retried transient errors; the request is gone
+            // with its items, whose messages come back after the store retry delay.
+            Err(e) => {
+                warn!(table, attempt, error = %crate::aws::err(e), "batch write failed");
+                return sent;
+            }
+        };
+        if pending.is_empty() {
+            return Vec::new();
         }
-    };
-    // Items move into the requests: nothing is copied on the way to the SDK.
-    let mut unique = unique.into_iter().peekable();
-    while unique.peek().is_some() {
-        let mut pending: Vec<WriteRequest> = unique
-            .by_ref()
-            .take(BATCH)
-            .map(|i| {
-                WriteRequest::builder()
-                    .put_request(
-                        PutRequest::builder()
-                            .set_item(Some(i))
-                            .build()
-                            .unwrap_or_else(|_| {
-                                // set_item(Some) satisfies the only required field.
-                                unreachable!()
-                            }),
-                    )
-                    .build()
-            })
-            .collect();
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            attempt += 1;
-            stats.requests += 1;
-            let keys: Vec<(String, String)> = pending
-                .iter()
-                .filter_map(|r| r.put_request().map(|p| key_of(p.item())))
-                .collect();
-            let result = client
-                .batch_write_item()
-                .request_items(table, pending)
-                .send()
-                .await;
-            pending = match result {
-                // Throttled items come back unprocessed: retried here, with backoff.
-                Ok(out) => out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(table))
-                    .unwrap_or_default(),
-                // The SDK has already retried transient errors; the request is gone
-                // with its items, whose messages come back after the store retry delay.
-                Err(e) => {
-                    warn!(table, attempt, error = %crate::aws::err(e), "batch write failed");
-                    fail(&keys);
-                    break;
-                }
-            };
-            if pending.is_empty() {
-                break;
-            }
-            if attempt >= ATTEMPTS {
-                let left: Vec<_> = pending
-                    .iter()
-                    .filter_map(|r| r.put_request().map(|p| key_of(p.item())))
-                    .collect();
-                fail(&left);
-                break;
-            }
+        if attempt < ATTEMPTS {
             tokio::time::sleep(RETRY.wait(attempt)).await;
         }
     }
-    failed.sort_unstable();
-    failed.dedup();
-    (failed, stats)
+    keys(&pending)
 }
 
 /// What a write cost.

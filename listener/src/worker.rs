@@ -44,9 +44,10 @@ pub struct WorkerConfig {
     /// this instead of waiting out the full timeout).
     #[arg(long, env = "ACTIVITY_RETRY_DELAY_SECS", default_value_t = DEFAULT_RETRY_DELAY_SECS, value_parser = clap::value_parser!(i32).range(0..=43_200))]
     pub retry_delay_secs: i32,
-    /// Seconds before a message whose records could not be written is offered
-    /// again; long enough that a DynamoDB outage does not use up its receives and
-    /// send it to the dead-letter queue.
+    /// Seconds before a message whose records could not be written (or that was
+    /// held back behind a failed message of its group) is offered again; long
+    /// enough that a DynamoDB outage does not use up its receives and send it to
+    /// the dead-letter queue.
     #[arg(long, env = "ACTIVITY_STORE_RETRY_SECS", default_value_t = DEFAULT_STORE_RETRY_SECS, value_parser = clap::value_parser!(i32).range(0..=43_200))]
     pub store_retry_secs: i32,
 }

@@ -359,12 +359,18 @@ async fn api_bench() {
     let target = Uuid::new_v4();
     let mut items = Vec::new();
     for i in 0..1000u32 {
-        let body = json!({
-            "id": Uuid::new_v4(), "eventType": "TenureUpdatedEvent", "sourceDomain": "Tenure", "sourceSystem": "TenureAPI",
-            "dateTime": format!("2024-{:02}-{:02}T10:{:02}:00Z", 1 + i % 12, 1 + i % 28, i % 60),
-            "user": {"name": "Paul Fox", "email": "paul.fox@example.gov.uk"}, "entityId": target,
-            "eventData": {"oldData": {"rent": i, "notes": "before"}, "newData": {"rent": i + 1, "notes": "after"}}
-        });
+        let mut body = integration_tests::event(
+            "TenureUpdatedEvent",
+            target,
+            json!({"rent": i, "notes": "before"}),
+            json!({"rent": i + 1, "notes": "after"}),
+        );
+        body["dateTime"] = json!(format!(
+            "2024-{:02}-{:02}T10:{:02}:00Z",
+            1 + i % 12,
+            1 + i % 28,
+            i % 60
+        ));
         let domain::Outcome::Record(r) =
             domain::transform(body.to_string().as_bytes(), &domain::Mapping::default()).unwrap()
         else {

@@ -13,6 +13,8 @@
 //! - [`table`]: a fresh table and nothing else, and the API over it.
 //! - [`proxy`]: a TCP fault proxy (slow or cut) between a client and an emulator.
 //! - [`tools`]: the emulators, Python tools and a browser, found or installed.
+//! - [`runtime_api`]: a Lambda Runtime API on loopback, to run the listener as a
+//!   real Lambda process.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -74,14 +76,10 @@ async fn init() -> Result<Stack> {
 }
 
 fn start_emulators() -> Result<Stack> {
-    let installed = tools::installed()?;
-    let ddb_dir = installed.dynamodb_local.clone();
-    let moto_bin = installed.moto_server.clone();
-    let ddb_port = free_port()?;
-    let moto_port = free_port()?;
+    let installed = tools::installed()?.clone();
+    let (ddb_port, moto_port) = (free_port()?, free_port()?);
     let logs = std::env::temp_dir().join(format!("activity-history-it-{}", std::process::id()));
     std::fs::create_dir_all(&logs)?;
-
     let (tx, rx) = mpsc::channel::<Result<()>>();
     let spawn_logs = logs.clone();
     // The parent-death signal fires when the *thread* that spawned the child ends,
@@ -89,42 +87,12 @@ fn start_emulators() -> Result<Stack> {
     std::thread::Builder::new()
         .name("emulators".into())
         .spawn(move || {
-            let spawn = || -> Result<()> {
-                let log = |name: &str| std::fs::File::create(spawn_logs.join(name));
-                Command::new("setpriv")
-                    .args(["--pdeathsig", "KILL", "--", "java"])
-                    .arg(format!(
-                        "-Djava.library.path={}",
-                        ddb_dir.join("DynamoDBLocal_lib").display()
-                    ))
-                    .arg("-Xmx1g")
-                    .arg("-jar")
-                    .arg(ddb_dir.join("DynamoDBLocal.jar"))
-                    .args([
-                        "-inMemory",
-                        "-sharedDb",
-                        "-disableTelemetry",
-                        "-port",
-                        &ddb_port.to_string(),
-                    ])
-                    .current_dir(&ddb_dir)
-                    .stdin(Stdio::null())
-                    .stdout(log("dynamodb.log")?)
-                    .stderr(log("dynamodb.err")?)
-                    .spawn()
-                    .context("starting DynamoDB Local (needs java and setpriv from util-linux)")?;
-                Command::new("setpriv")
-                    .args(["--pdeathsig", "KILL", "--"])
-                    .arg(&moto_bin)
-                    .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
-                    .stdin(Stdio::null())
-                    .stdout(log("moto.log")?)
-                    .stderr(log("moto.err")?)
-                    .spawn()
-                    .context("starting moto server")?;
-                Ok(())
-            };
-            let _ = tx.send(spawn());
+            let _ = tx.send(spawn_emulators(
+                &installed,
+                ddb_port,
+                moto_port,
+                &spawn_logs,
+            ));
             loop {
                 std::thread::park();
             }
@@ -138,6 +106,44 @@ fn start_emulators() -> Result<Stack> {
         dynamodb: format!("http://127.0.0.1:{ddb_port}"),
         moto: format!("http://127.0.0.1:{moto_port}"),
     })
+}
+
+/// Starts both emulators under `setpriv --pdeathsig KILL`, so they die with the
+/// thread that calls this.
+fn spawn_emulators(
+    installed: &tools::Installed,
+    ddb_port: u16,
+    moto_port: u16,
+    logs: &std::path::Path,
+) -> Result<()> {
+    let log = |name: &str| std::fs::File::create(logs.join(name));
+    let ddb_dir = &installed.dynamodb_local;
+    Command::new("setpriv")
+        .args(["--pdeathsig", "KILL", "--", "java"])
+        .arg(format!(
+            "-Djava.library.path={}",
+            ddb_dir.join("DynamoDBLocal_lib").display()
+        ))
+        .args(["-Xmx1g", "-jar"])
+        .arg(ddb_dir.join("DynamoDBLocal.jar"))
+        .args(["-inMemory", "-sharedDb", "-disableTelemetry", "-port"])
+        .arg(ddb_port.to_string())
+        .current_dir(ddb_dir)
+        .stdin(Stdio::null())
+        .stdout(log("dynamodb.log")?)
+        .stderr(log("dynamodb.err")?)
+        .spawn()
+        .context("starting DynamoDB Local (needs java and setpriv from util-linux)")?;
+    Command::new("setpriv")
+        .args(["--pdeathsig", "KILL", "--"])
+        .arg(&installed.moto_server)
+        .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log("moto.log")?)
+        .stderr(log("moto.err")?)
+        .spawn()
+        .context("starting moto server")?;
+    Ok(())
 }
 
 async fn wait_healthy(stack: &Stack) -> Result<()> {

@@ -13,8 +13,11 @@ use tokio::sync::watch;
 pub struct FaultProxy {
     /// `http://127.0.0.1:PORT`, to give a client as its endpoint.
     pub addr: String,
+    /// Read by the accept loop: while true, new connections are closed at once.
     cut: Arc<AtomicBool>,
+    /// Tells every open connection to drop both ends when a cut starts.
     cut_tx: watch::Sender<bool>,
+    /// How long the accept loop holds each new connection before connecting upstream.
     delay_ms: Arc<AtomicU64>,
 }
 
@@ -33,7 +36,11 @@ impl FaultProxy {
         };
         let (cut, delay) = (proxy.cut.clone(), proxy.delay_ms.clone());
         tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
+            loop {
+                // An accept error (out of file descriptors) is passing: keep serving.
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
                 if cut.load(Ordering::SeqCst) {
                     continue; // refused: closed at once
                 }

@@ -48,9 +48,11 @@ fn install() -> Result<Installed> {
         .output()
         .with_context(|| format!("running {}", script.display()))?;
     if !out.status.success() {
+        // Some tools (python3 -m venv) say what to install on stdout.
         bail!(
-            "{} failed:\n{}",
+            "{} failed:\n{}{}",
             script.display(),
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -97,27 +99,48 @@ const MACOS_BROWSERS: [&str; 2] = [
     "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
 ];
 
+/// How to get a browser, for the message when none is found or installed.
+const HOW: &str = "install one (Debian: `sudo apt-get install -y chromium`; Ubuntu: \
+    `sudo snap install chromium`; macOS: `brew install --cask chromium`) or name it \
+    with CHROME=/path/to/chrome";
+
 /// A headless-capable Chromium or Chrome, found or (as root with apt) installed.
 pub fn browser() -> Result<PathBuf> {
     static BROWSER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BROWSER
         .get_or_init(|| {
-            find_browser()
-                .map(Ok)
-                .unwrap_or_else(|| install_browser().map_err(|e| format!("{e:#}")))
+            let found = named_browser()
+                .transpose()
+                .or_else(|| find_browser().map(Ok));
+            found
+                .unwrap_or_else(install_browser)
+                .map_err(|e| format!("{e:#}"))
         })
         .clone()
         .map_err(|e| anyhow!("{e}"))
 }
 
+/// The browser `CHROME` or `CHROMIUM` names; a name that is not a file is an
+/// error, not a reason to look elsewhere.
+fn named_browser() -> Result<Option<PathBuf>> {
+    let Some((var, value)) = ["CHROME", "CHROMIUM"].iter().find_map(|v| {
+        std::env::var_os(v)
+            .filter(|s| !s.is_empty())
+            .map(|s| (v, s))
+    }) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(value);
+    if !path.is_file() {
+        bail!("{var}={} is not a file; {HOW}", path.display());
+    }
+    Ok(Some(path))
+}
+
 fn find_browser() -> Option<PathBuf> {
-    let named = ["CHROME", "CHROMIUM"]
-        .iter()
-        .filter_map(std::env::var_os)
-        .map(PathBuf::from);
     let on_path = BROWSER_NAMES.iter().filter_map(|n| on_path(n));
     let mac = MACOS_BROWSERS.iter().map(PathBuf::from);
-    named.chain(on_path).chain(mac).find(|p| p.is_file())
+    on_path.chain(mac).find(|p| p.is_file())
 }
 
 fn on_path(program: &str) -> Option<PathBuf> {
@@ -129,8 +152,6 @@ fn on_path(program: &str) -> Option<PathBuf> {
 }
 
 fn install_browser() -> Result<PathBuf> {
-    const HOW: &str = "install one (Debian/Ubuntu: `sudo apt-get install -y chromium`; \
-        macOS: `brew install --cask chromium`) or name it with CHROME=/path/to/chrome";
     let root = Command::new("id")
         .arg("-u")
         .output()
@@ -139,8 +160,9 @@ fn install_browser() -> Result<PathBuf> {
         bail!("no Chromium or Chrome found for the page tests: {HOW}");
     };
     eprintln!("no Chromium or Chrome found: installing Debian's chromium with apt-get");
-    apt_get(&apt, &["update", "-qq"])?;
-    apt_get(&apt, &["install", "-y", "-qq", "chromium"])?;
+    let installed = apt_get(&apt, &["update", "-qq"])
+        .and_then(|()| apt_get(&apt, &["install", "-y", "-qq", "chromium"]));
+    installed.with_context(|| format!("installing chromium failed; {HOW}"))?;
     find_browser()
         .with_context(|| format!("apt-get installed chromium but it is not on PATH: {HOW}"))
 }

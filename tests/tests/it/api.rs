@@ -53,11 +53,8 @@ fn old_item(target: Uuid, created_at: &str) -> item::Item {
 
 /// A new-format activity on `target` at `date_time`.
 fn new_item(target: Uuid, date_time: &str, event_type: &str, old: Value, new: Value) -> item::Item {
-    let body = json!({
-        "id": Uuid::new_v4(), "eventType": event_type, "sourceDomain": "Tenure", "sourceSystem": "TenureAPI",
-        "dateTime": date_time, "user": {"name": "Paul Fox", "email": "paul.fox@example.gov.uk"},
-        "entityId": target, "eventData": {"oldData": old, "newData": new}
-    });
+    let mut body = integration_tests::event(event_type, target, old, new);
+    body["dateTime"] = json!(date_time);
     let Outcome::Record(r) = transform(body.to_string().as_bytes(), &Mapping::default()).unwrap()
     else {
         panic!("records")

@@ -71,7 +71,7 @@ where
 }
 
 #[tokio::test]
-async fn every_event_type_published_to_its_topic_yields_its_expected_record() {
+async fn every_mapped_event_type_published_to_a_domain_topic_yields_its_record() {
     let s = provisioned(true).await;
     let p = s.processor(Mapping::default());
     let expected = expected();
