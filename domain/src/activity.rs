@@ -41,6 +41,10 @@ pub struct Provenance {
     pub correlation_id: Option<Uuid>,
     /// The publishing system.
     pub source_system: String,
+    /// [`Event::digest`] of the event that wrote the record: a redelivery of the
+    /// same event may rewrite it, a different event with the same id may not.
+    /// `None` on records written before digests were kept.
+    pub event_digest: Option<String>,
 }
 
 /// One entry of a target's history.
@@ -116,6 +120,7 @@ pub fn records_from(event: Event, mapping: &Mapping) -> Result<Outcome, Transfor
         targets.push((tid, second.as_str()));
     }
 
+    let event_digest = Some(event.digest());
     let Event {
         id: event_id,
         event_type,
@@ -157,6 +162,7 @@ pub fn records_from(event: Event, mapping: &Mapping) -> Result<Outcome, Transfor
         event_type,
         correlation_id,
         source_system,
+        event_digest,
     };
 
     let mut shared = Some((old_data, new_data, changes, author, provenance));

@@ -40,6 +40,69 @@ pub struct Event {
     pub new_data: Option<Value>,
 }
 
+impl Event {
+    /// A SHA-256 digest (hex) of everything the event says, independent of how it
+    /// was formatted, of key order and of fields this service does not read. Two
+    /// deliveries of one event have the same digest; an event that reuses another's
+    /// id with other content does not.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let user = self.user.as_ref().map(|u| (&u.name, &u.email));
+        let fields = serde_json::json!([
+            self.id,
+            self.event_type,
+            self.source_domain,
+            self.source_system,
+            self.version,
+            self.correlation_id,
+            self.date_time.to_table_string(),
+            user,
+            self.entity_id,
+            self.entity_target_id,
+            self.old_data,
+            self.new_data,
+        ]);
+        let mut canonical = String::new();
+        write_canonical(&fields, &mut canonical);
+        let hash = Sha256::digest(canonical.as_bytes());
+        hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// JSON with every object's keys in sorted order, so equal values write equal text
+/// whatever order they arrived in.
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                if let Some(v) = m.get(k) {
+                    write_canonical(v, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
 /// The person who made a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -485,5 +548,32 @@ mod tests {
         assert_eq!(l.event_type.as_deref(), Some("PersonUpdatedEvent"));
         assert_eq!(l.event_id.as_deref(), Some("x"));
         assert_eq!(EventLabels::peek(b"garbage"), EventLabels::default());
+    }
+
+    #[test]
+    fn the_digest_ignores_formatting_key_order_and_unread_fields() {
+        let compact = Event::parse(sample().to_string().as_bytes()).unwrap();
+        let mut reordered = serde_json::to_string_pretty(&sample()).unwrap();
+        reordered = reordered.replacen('{', "{\"someNewField\": [1, 2],", 1);
+        let pretty = Event::parse(reordered.as_bytes()).unwrap();
+        assert_eq!(compact.digest(), pretty.digest());
+        assert_eq!(compact.digest().len(), 64);
+    }
+
+    #[test]
+    fn the_digest_changes_with_anything_the_event_says() {
+        let base = Event::parse(sample().to_string().as_bytes())
+            .unwrap()
+            .digest();
+        let changed: [fn(&mut Map<String, Value>); 4] = [
+            |m| m["eventData"]["newData"]["firstName"] = json!("Mallory"),
+            |m| m["user"]["name"] = json!("Someone Else"),
+            |m| m["dateTime"] = json!("2021-09-14T10:02:32Z"),
+            |m| m["eventType"] = json!("PersonCreatedEvent"),
+        ];
+        for change in changed {
+            let other = with(change).unwrap().digest();
+            assert_ne!(other, base);
+        }
     }
 }

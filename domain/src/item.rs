@@ -6,7 +6,7 @@
 //! as a map and `timetoLiveForRecord` as a number. What the old writer wrote
 //! decodes here: no `changes`, no provenance, `NULL` data. New attributes are
 //! additive: `ttl`, `changes`, `eventId`, `eventType`, `correlationId`,
-//! `sourceSystem`, `truncated` and `compressed`.
+//! `sourceSystem`, `eventDigest`, `truncated` and `compressed`.
 //!
 //! DynamoDB numbers have no integer/float distinction: a `0.0` in event data reads
 //! back as `0` (the old writer behaved the same).
@@ -52,6 +52,10 @@ struct Packed {
     new_data: Option<Value>,
     changes: Option<Vec<Change>>,
 }
+
+/// The attribute holding the digest of the event that wrote a record: what makes
+/// records append-only (a different event may not rewrite it).
+pub const EVENT_DIGEST: &str = "eventDigest";
 
 /// How the data of an activity is laid out in its item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +104,42 @@ fn changes_attribute(changes: &[Change]) -> AttributeValue {
     )
 }
 
+/// How deep DynamoDB lets attributes nest (32 levels), less a margin: an
+/// activity's data sits inside `oldData`/`newData`, or two levels down in `changes`.
+const MAX_NESTING: usize = 30;
+/// The magnitudes a DynamoDB number may have (1E-130 to 9.99...E+125).
+const NUMBER_RANGE: (f64, f64) = (1e-130, 1e126);
+
+/// Whether DynamoDB would take the activity's data as maps. It refuses, for the
+/// whole request it comes in, data nested deeper than 32 levels, numbers outside
+/// its range and empty attribute names; such a record is stored compressed, which
+/// DynamoDB does not look into.
+pub fn storable_as_maps(a: &Activity) -> bool {
+    let data = [a.old_data.as_ref(), a.new_data.as_ref()];
+    let data_ok = data.into_iter().flatten().all(|v| storable(v, 1));
+    let changes = a.changes.iter().flatten();
+    data_ok
+        && changes
+            .flat_map(|c| [&c.old, &c.new])
+            .all(|v| storable(v, 3))
+}
+
+fn storable(v: &Value, level: usize) -> bool {
+    match v {
+        Value::Number(n) => n.as_f64().is_none_or(|f| {
+            let m = f.abs();
+            m == 0.0 || (NUMBER_RANGE.0..NUMBER_RANGE.1).contains(&m)
+        }),
+        Value::Array(items) => level <= MAX_NESTING && items.iter().all(|v| storable(v, level + 1)),
+        Value::Object(m) => {
+            level <= MAX_NESTING
+                && m.iter()
+                    .all(|(k, v)| !k.is_empty() && storable(v, level + 1))
+        }
+        Value::Null | Value::Bool(_) | Value::String(_) => true,
+    }
+}
+
 /// Encodes an activity as an item with its data as maps.
 pub fn to_item(a: &Activity) -> Result<Item, ItemError> {
     to_item_with(a, Layout::Plain)
@@ -136,6 +176,9 @@ pub fn to_item_with(a: &Activity, layout: Layout) -> Result<Item, ItemError> {
         item.insert("sourceSystem".into(), s(p.source_system.as_str()));
         if let Some(c) = p.correlation_id {
             item.insert("correlationId".into(), s(c.to_string()));
+        }
+        if let Some(d) = &p.event_digest {
+            item.insert(EVENT_DIGEST.into(), s(d.as_str()));
         }
     }
     if a.truncated {
@@ -287,6 +330,24 @@ fn changes_of(v: AttributeValue) -> Result<Vec<Change>, ItemError> {
         .collect()
 }
 
+/// The most a compressed item may inflate to. An item holds at most 400 KB; gzip
+/// of real records inflates ten- or twentyfold, while a crafted one could inflate a
+/// thousandfold: reading stops here instead of filling memory.
+pub const MAX_UNPACKED_BYTES: u64 = 32 * 1024 * 1024;
+
+fn unpack(bytes: &[u8]) -> Result<Packed, ItemError> {
+    let bad = |_| ItemError::Value { name: "compressed" };
+    let mut json = Vec::new();
+    let gz = flate2::read::GzDecoder::new(bytes);
+    gz.take(MAX_UNPACKED_BYTES + 1)
+        .read_to_end(&mut json)
+        .map_err(bad)?;
+    if json.len() as u64 > MAX_UNPACKED_BYTES {
+        return Err(ItemError::Value { name: "compressed" });
+    }
+    serde_json::from_slice(&json).map_err(|_| ItemError::Value { name: "compressed" })
+}
+
 /// Decodes an item written by this service or by the service it replaces.
 pub fn from_item(item: Item) -> Result<Activity, ItemError> {
     let mut a = Attributes(item);
@@ -303,12 +364,7 @@ pub fn from_item(item: Item) -> Result<Activity, ItemError> {
             a.take("changes").map(changes_of).transpose()?,
         ),
         Some(AttributeValue::B(bytes)) => {
-            let mut json = Vec::new();
-            flate2::read::GzDecoder::new(bytes.as_ref())
-                .read_to_end(&mut json)
-                .map_err(|_| ItemError::Value { name: "compressed" })?;
-            let p: Packed = serde_json::from_slice(&json)
-                .map_err(|_| ItemError::Value { name: "compressed" })?;
+            let p = unpack(bytes.as_ref())?;
             (p.old_data, p.new_data, p.changes)
         }
         Some(_) => return Err(wrong_type("compressed", "binary")),
@@ -319,6 +375,7 @@ pub fn from_item(item: Item) -> Result<Activity, ItemError> {
             event_type,
             correlation_id: a.string("correlationId")?.as_deref().and_then(parse_guid),
             source_system: a.string("sourceSystem")?.unwrap_or_default(),
+            event_digest: a.string("eventDigest")?,
         }),
         _ => None,
     };
@@ -643,5 +700,53 @@ mod tests {
         a.new_data = Some(json!({"blob": "x".repeat(10_000)}));
         let big = item_size(&to_item(&a).unwrap());
         assert!(big >= small + 10_000, "{small} -> {big}");
+    }
+
+    fn with_new_data(v: Value) -> Activity {
+        let mut a = sample_activity();
+        a.new_data = Some(v);
+        a
+    }
+
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(json!(1), |inner, _| json!({ "a": inner }))
+    }
+
+    #[test]
+    fn values_dynamodb_refuses_in_maps_are_told_apart() {
+        assert!(storable_as_maps(&sample_activity()));
+        assert!(storable_as_maps(&with_new_data(nested(29))));
+        assert!(storable_as_maps(&with_new_data(
+            json!({"n": 0.0, "m": -1e125, "k": 1e-129})
+        )));
+        for refused in [
+            nested(40),
+            json!([nested(35)]),
+            json!({"rent": 1e200}),
+            json!({"tiny": -1e-200}),
+            json!({"": 1}),
+            json!({"a": [{"": null}]}),
+        ] {
+            assert!(
+                !storable_as_maps(&with_new_data(refused.clone())),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_compressed_item_that_inflates_past_the_cap_is_refused() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![b' '; 1024 * 1024];
+        for _ in 0..=(MAX_UNPACKED_BYTES / (1024 * 1024)) {
+            std::io::Write::write_all(&mut gz, &zeros).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        let mut item = to_item(&sample_activity()).unwrap();
+        item.insert("compressed".into(), AttributeValue::B(Blob::new(bomb)));
+        assert_eq!(
+            from_item(item),
+            Err(ItemError::Value { name: "compressed" })
+        );
     }
 }

@@ -61,7 +61,15 @@ pub async fn main() -> Result<()> {
             let sqs = clients.sqs.clone();
             worker::run_worker(processor, sqs, cfg, worker::shutdown_signal()).await
         }
-        Command::Dlq(args) => dlq_command(&clients.sqs, args, &mapping).await,
+        Command::Dlq(args) => {
+            let judge = dlq::Judge {
+                mapping: &mapping,
+                dynamodb: &clients.dynamodb,
+                table: &cli.table,
+            };
+            // Boxed: the command's future is large, and main's stays small.
+            Box::pin(dlq_command(&clients.sqs, args, &judge)).await
+        }
         Command::Publish(args) => publish_command(&clients, args, &mapping).await,
         Command::Provision { prefix, standard } => {
             let spec = provision::Spec {
@@ -75,7 +83,11 @@ pub async fn main() -> Result<()> {
 }
 
 /// `activity-listener dlq ...`: prints its report as JSON.
-async fn dlq_command(sqs: &aws_sdk_sqs::Client, args: DlqArgs, mapping: &Mapping) -> Result<()> {
+async fn dlq_command(
+    sqs: &aws_sdk_sqs::Client,
+    args: DlqArgs,
+    judge: &dlq::Judge<'_>,
+) -> Result<()> {
     let dlq_url = match (&args.dlq_url, &args.queue_url) {
         (Some(d), _) => d.clone(),
         (None, Some(q)) => dlq::dlq_of(sqs, q).await?,
@@ -85,10 +97,10 @@ async fn dlq_command(sqs: &aws_sdk_sqs::Client, args: DlqArgs, mapping: &Mapping
     };
     let out = match args.command {
         DlqCommand::Stats => {
-            serde_json::to_string_pretty(&dlq::stats(sqs, &dlq_url, mapping).await?)?
+            serde_json::to_string_pretty(&dlq::stats(sqs, &dlq_url, judge).await?)?
         }
         DlqCommand::Peek { limit, show_data } => {
-            let rows = dlq::peek(sqs, &dlq_url, mapping, limit, show_data).await?;
+            let rows = dlq::peek(sqs, &dlq_url, judge, limit, show_data).await?;
             let lines = rows.iter().map(serde_json::to_string);
             lines.collect::<Result<Vec<_>, _>>()?.join("\n")
         }

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_sqs::types::{MessageSystemAttributeName as A, QueueAttributeName};
-use domain::Mapping;
 use domain::event::EventLabels;
+use domain::item::{EVENT_DIGEST, Item};
+use domain::{Mapping, Outcome};
 use serde::Serialize;
 
 use crate::aws::err;
@@ -51,12 +52,56 @@ pub struct DeadLetter {
     pub first_received_ms: Option<u128>,
 }
 
-/// Why a message is in the dead-letter queue, judged against the current mapping.
+/// What a dead letter is judged against: the current mapping and the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Judge<'a> {
+    /// The mapping the listener runs with now.
+    pub mapping: &'a Mapping,
+    /// The table client, to see whether a record with the message's ids exists.
+    pub dynamodb: &'a aws_sdk_dynamodb::Client,
+    /// The activity table.
+    pub table: &'a str,
+}
+
+/// Why a message is in the dead-letter queue, judged against the current mapping
+/// alone: `malformed`, `unmapped`, or [`RECORDABLE`].
 pub fn reason_class(body: &str, mapping: &Mapping) -> &'static str {
     match domain::transform(body.as_bytes(), mapping) {
         Err(e) => Failure::of(&e).class(),
         // It would be recorded now: it failed to store, or its mapping was added since.
         Ok(_) => RECORDABLE,
+    }
+}
+
+impl Judge<'_> {
+    /// Why a message is in the dead-letter queue: [`reason_class`], or `conflict`
+    /// when a record with its ids exists, written by a different event.
+    pub async fn reason_class(&self, body: &str) -> &'static str {
+        let Ok(Outcome::Record(records)) = domain::transform(body.as_bytes(), self.mapping) else {
+            return reason_class(body, self.mapping);
+        };
+        let items: Vec<Item> = records
+            .iter()
+            .filter_map(|a| crate::store::fit_item(a).ok().map(|(item, _)| item))
+            .collect();
+        let keys: Vec<_> = items.iter().map(crate::store::key_of).collect();
+        let mut cost = crate::store::WriteStats::default();
+        let existing =
+            crate::store::existing_digests(self.dynamodb, self.table, &keys, &mut cost).await;
+        let digest = |i: &Item| i.get(EVENT_DIGEST).and_then(|v| v.as_s().ok()).cloned();
+        let conflict = existing.is_ok_and(|found| {
+            let differs = |i: &Item| {
+                found
+                    .get(&crate::store::key_of(i))
+                    .is_some_and(|d| Some(d) != digest(i).as_ref())
+            };
+            items.iter().any(differs)
+        });
+        if conflict {
+            Failure::Conflict.class()
+        } else {
+            RECORDABLE
+        }
     }
 }
 
@@ -195,7 +240,7 @@ pub struct Stats {
 }
 
 /// `dlq stats`.
-pub async fn stats(sqs: &aws_sdk_sqs::Client, url: &str, mapping: &Mapping) -> Result<Stats> {
+pub async fn stats(sqs: &aws_sdk_sqs::Client, url: &str, judge: &Judge<'_>) -> Result<Stats> {
     let messages = scan(sqs, url, None).await?;
     release(sqs, url, &messages).await?;
     let mut by_reason: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
@@ -204,7 +249,7 @@ pub async fn stats(sqs: &aws_sdk_sqs::Client, url: &str, mapping: &Mapping) -> R
             .event_type
             .unwrap_or_else(|| "(none)".into());
         *by_reason
-            .entry(reason_class(&m.body, mapping).to_owned())
+            .entry(judge.reason_class(&m.body).await.to_owned())
             .or_default()
             .entry(event_type)
             .or_default() += 1;
@@ -225,7 +270,7 @@ pub struct PeekRow {
     pub event_id: Option<String>,
     /// The event's type, if readable.
     pub event_type: Option<String>,
-    /// `malformed`, `unmapped` or `recordable`.
+    /// `malformed`, `unmapped`, `conflict` or `recordable`.
     pub reason_class: &'static str,
     /// Times received.
     pub receive_count: Option<u32>,
@@ -240,27 +285,26 @@ pub struct PeekRow {
 pub async fn peek(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
-    mapping: &Mapping,
+    judge: &Judge<'_>,
     limit: usize,
     show_data: bool,
 ) -> Result<Vec<PeekRow>> {
     let messages = scan(sqs, url, Some(limit)).await?;
     release(sqs, url, &messages).await?;
-    Ok(messages
-        .into_iter()
-        .map(|m| {
-            let labels = EventLabels::peek(m.body.as_bytes());
-            PeekRow {
-                reason_class: reason_class(&m.body, mapping),
-                message_id: m.message_id,
-                event_id: labels.event_id,
-                event_type: labels.event_type,
-                receive_count: m.receive_count,
-                first_seen_ms: m.first_received_ms.or(m.sent_ms),
-                body: show_data.then_some(m.body),
-            }
-        })
-        .collect())
+    let mut rows = Vec::with_capacity(messages.len());
+    for m in messages {
+        let labels = EventLabels::peek(m.body.as_bytes());
+        rows.push(PeekRow {
+            reason_class: judge.reason_class(&m.body).await,
+            message_id: m.message_id,
+            event_id: labels.event_id,
+            event_type: labels.event_type,
+            receive_count: m.receive_count,
+            first_seen_ms: m.first_received_ms.or(m.sent_ms),
+            body: show_data.then_some(m.body),
+        });
+    }
+    Ok(rows)
 }
 
 /// `dlq export`: every readable message to NDJSON, nothing deleted.

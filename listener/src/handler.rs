@@ -20,7 +20,7 @@ use domain::{Event, Mapping, Outcome, TransformError};
 use tracing::{Instrument, Span, info, info_span, warn};
 
 use crate::metrics::{BatchCounts, Metrics};
-use crate::store::{self, Fit};
+use crate::store::{self, Fit, WriteOutcome};
 
 /// One message, whatever runner fetched it.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +48,9 @@ pub enum Failure {
     Store,
     /// FIFO: not processed because an earlier message of its group failed.
     HeldBack,
+    /// Its record exists, written by a different event that carried the same id:
+    /// records are append-only, so it is kept for the dead-letter queue instead.
+    Conflict,
 }
 
 /// The dead-letter tooling's class for a message that would be recorded now (it
@@ -62,6 +65,7 @@ impl Failure {
             Self::Unmapped => "unmapped",
             Self::Store => "store",
             Self::HeldBack => "held_back",
+            Self::Conflict => "conflict",
         }
     }
 
@@ -72,6 +76,17 @@ impl Failure {
             Self::Unmapped => "event type has no mapping",
             Self::Store => "records could not be written; left for redelivery",
             Self::HeldBack => "held back behind a failed message of its group",
+            Self::Conflict => {
+                "a record with this event's id was written by a different event; left unchanged"
+            }
+        }
+    }
+
+    /// What the log says of a message the write failed this way.
+    fn write_headline(self) -> &'static str {
+        match self {
+            Self::Malformed => "DynamoDB refused the record as invalid",
+            other => other.headline(),
         }
     }
 
@@ -124,11 +139,12 @@ impl Processor {
         let started = Instant::now();
         let mut plan = plan(messages, &self.mapping);
         let items = std::mem::take(&mut plan.items);
-        let (store_failed, stats) = store::write_items(&self.dynamodb, &self.table, items)
+        // Boxed: the SDK's futures nest deep, and every runner awaits this one.
+        let written = Box::pin(store::write_items(&self.dynamodb, &self.table, items))
             .instrument(info_span!("write", table = %self.table))
             .await;
-        let statuses = settle(plan, messages, &store_failed);
-        let counts = BatchCounts::of(&statuses, stats.requests);
+        let statuses = settle(plan, messages, &written);
+        let counts = BatchCounts::of(&statuses, &written.stats);
         self.metrics.add(&counts);
         log_batch(&counts, messages.len(), started);
         (statuses, counts)
@@ -175,7 +191,7 @@ pub fn prepare(parsed: Result<Event, EventError>, mapping: &Mapping) -> Result<P
             error: format!("event data cannot be stored: {e}"),
         })?;
         if fit != Fit::Plain {
-            warn!(activity_id = %a.id, stored = ?fit, "record over the DynamoDB item limit; stored reduced");
+            warn!(activity_id = %a.id, stored = ?fit, "record over the item limit or holding values DynamoDB refuses in maps; stored reduced");
         }
         Ok(item)
     };
@@ -263,12 +279,24 @@ fn message_span(m: &Message, parsed: &Result<Event, EventError>) -> Span {
     )
 }
 
-/// The last step of a batch, pure: the write's outcome applied. `store_failed`
-/// names the messages whose records could not be written. A later message of such
-/// a message's group was written, but is reported failed so the group is
-/// redelivered in order; its rewrite is idempotent.
-pub fn settle(plan: Plan, messages: &[Message], store_failed: &[usize]) -> Vec<Status> {
-    let store_failed: HashSet<usize> = store_failed.iter().copied().collect();
+/// The last step of a batch, pure: the write's outcome applied. A message whose
+/// records could not be written, were refused as invalid or conflict with a record
+/// of another event fails; a later message of its group was written, but is
+/// reported failed so the group is redelivered in order (its rewrite is
+/// idempotent).
+pub fn settle(plan: Plan, messages: &[Message], written: &WriteOutcome) -> Vec<Status> {
+    let failure = |i: &usize| {
+        let named = |v: &Vec<usize>| v.contains(i);
+        if named(&written.conflicts) {
+            Some(Failure::Conflict)
+        } else if named(&written.rejected) {
+            Some(Failure::Malformed)
+        } else if named(&written.failed) {
+            Some(Failure::Store)
+        } else {
+            None
+        }
+    };
     let mut failed_groups: HashSet<&str> = HashSet::new();
     let waiting = plan.decided.into_iter().zip(plan.records).zip(plan.spans);
     waiting
@@ -280,13 +308,10 @@ pub fn settle(plan: Plan, messages: &[Message], store_failed: &[usize]) -> Vec<S
             }
             let _enter = span.enter();
             let group = m.group_id.as_deref();
-            if store_failed.contains(&i) {
-                warn!(
-                    reason = Failure::Store.class(),
-                    "records could not be written; left for redelivery"
-                );
+            if let Some(f) = failure(&i) {
+                warn!(reason = f.class(), "{}", f.write_headline());
                 failed_groups.extend(group);
-                Status::Failed(Failure::Store)
+                Status::Failed(f)
             } else if group.is_some_and(|g| failed_groups.contains(g)) {
                 info!(
                     reason = Failure::HeldBack.class(),
@@ -310,7 +335,11 @@ fn log_batch(c: &BatchCounts, messages: usize, started: Instant) {
         unmapped = c.unmapped,
         store_failed = c.store_failed,
         held_back = c.held_back,
+        conflicts = c.conflicts,
         write_requests = c.write_requests,
+        read_requests = c.read_requests,
+        write_units = c.write_units,
+        read_units = c.read_units,
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         "batch processed"
     );
@@ -417,7 +446,7 @@ mod tests {
             of_type("ContactDetailEditedEvent", Some("a")),
         ];
         let p = plan(&messages, &Mapping::default());
-        let statuses = settle(p, &messages, &[1]);
+        let statuses = settle(p, &messages, &failed(&[1]));
         let recorded = Status::Recorded { records: 1 };
         assert_eq!(
             statuses,
@@ -436,18 +465,47 @@ mod tests {
     fn a_successful_write_records_every_waiting_message() {
         let messages = [good(None), message("not json", None), good(None)];
         let p = plan(&messages, &Mapping::default());
-        let statuses = settle(p, &messages, &[]);
-        let counts = BatchCounts::of(&statuses, 1);
+        let statuses = settle(p, &messages, &failed(&[]));
+        let counts = BatchCounts::of(&statuses, &store::WriteStats::default());
         assert_eq!(
-            (
-                counts.recorded,
-                counts.records,
-                counts.malformed,
-                counts.write_requests
-            ),
-            (2, 2, 1, 1)
+            (counts.recorded, counts.records, counts.malformed),
+            (2, 2, 1)
         );
         assert!(statuses[0].is_done() && !statuses[1].is_done() && statuses[2].is_done());
+    }
+
+    fn failed(store: &[usize]) -> WriteOutcome {
+        WriteOutcome {
+            failed: store.to_vec(),
+            ..WriteOutcome::default()
+        }
+    }
+
+    #[test]
+    fn a_conflict_or_a_refused_record_fails_its_message_and_holds_back_its_group() {
+        let messages = [
+            good(Some("a")),
+            good(Some("a")),
+            good(Some("b")),
+            good(Some("b")),
+            good(None),
+        ];
+        let p = plan(&messages, &Mapping::default());
+        let written = WriteOutcome {
+            conflicts: vec![0],
+            rejected: vec![2],
+            ..WriteOutcome::default()
+        };
+        assert_eq!(
+            settle(p, &messages, &written),
+            [
+                Status::Failed(Failure::Conflict),
+                Status::Failed(Failure::HeldBack),
+                Status::Failed(Failure::Malformed),
+                Status::Failed(Failure::HeldBack),
+                Status::Recorded { records: 1 },
+            ]
+        );
     }
 
     #[test]
@@ -457,9 +515,13 @@ mod tests {
             Failure::Unmapped,
             Failure::Store,
             Failure::HeldBack,
+            Failure::Conflict,
         ]
         .map(Failure::class)
         .into();
-        assert_eq!(classes, ["malformed", "unmapped", "store", "held_back"]);
+        assert_eq!(
+            classes,
+            ["malformed", "unmapped", "store", "held_back", "conflict"]
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::handler::{Failure, Status};
+use crate::store::WriteStats;
 
 /// Running totals since the process started.
 #[derive(Debug, Default)]
@@ -22,6 +23,8 @@ pub struct Metrics {
     pub store_failed: AtomicU64,
     /// FIFO messages not processed because an earlier message of their group failed.
     pub held_back: AtomicU64,
+    /// Messages whose record was written by a different event with the same id.
+    pub conflicts: AtomicU64,
     /// Activity records written.
     pub records: AtomicU64,
     /// BatchWriteItem requests sent.
@@ -29,7 +32,7 @@ pub struct Metrics {
 }
 
 /// Counts of one batch.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchCounts {
     /// Messages whose records were written.
@@ -44,17 +47,28 @@ pub struct BatchCounts {
     pub store_failed: u64,
     /// FIFO messages held back behind a failure in their group.
     pub held_back: u64,
+    /// Messages whose record was written by a different event with the same id.
+    pub conflicts: u64,
     /// Records written.
     pub records: u64,
     /// BatchWriteItem requests sent.
     pub write_requests: u64,
+    /// BatchGetItem requests sent to find existing records.
+    pub read_requests: u64,
+    /// Write capacity units consumed, as DynamoDB reported them.
+    pub write_units: f64,
+    /// Read capacity units consumed, as DynamoDB reported them.
+    pub read_units: f64,
 }
 
 impl BatchCounts {
     /// The counts of a batch's statuses, and the write requests it cost.
-    pub fn of(statuses: &[Status], write_requests: u64) -> Self {
+    pub fn of(statuses: &[Status], cost: &WriteStats) -> Self {
         let mut c = Self {
-            write_requests,
+            write_requests: cost.requests,
+            read_requests: cost.reads,
+            write_units: cost.write_units,
+            read_units: cost.read_units,
             ..Self::default()
         };
         for s in statuses {
@@ -68,6 +82,7 @@ impl BatchCounts {
                 Status::Failed(Failure::Unmapped) => c.unmapped += 1,
                 Status::Failed(Failure::Store) => c.store_failed += 1,
                 Status::Failed(Failure::HeldBack) => c.held_back += 1,
+                Status::Failed(Failure::Conflict) => c.conflicts += 1,
             }
         }
         c
@@ -84,6 +99,7 @@ impl Metrics {
         add(&self.unmapped, c.unmapped);
         add(&self.store_failed, c.store_failed);
         add(&self.held_back, c.held_back);
+        add(&self.conflicts, c.conflicts);
         add(&self.records, c.records);
         add(&self.write_requests, c.write_requests);
     }
@@ -101,8 +117,12 @@ pub fn emf_line(c: &BatchCounts, latency: Duration, now_ms: u128) -> String {
         "unmapped",
         "storeFailed",
         "heldBack",
+        "conflicts",
         "records",
         "writeRequests",
+        "readRequests",
+        "writeUnits",
+        "readUnits",
     ];
     let mut metrics: Vec<serde_json::Value> = names
         .iter()

@@ -4,9 +4,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConsumedCapacity, KeysAndAttributes, PutRequest, ReturnConsumedCapacity,
+    WriteRequest,
+};
 use domain::Activity;
-use domain::item::{self, Item, Layout};
+use domain::item::{self, EVENT_DIGEST, Item, Layout};
 use tracing::warn;
 
 use crate::backoff::Backoff;
@@ -15,6 +19,8 @@ use crate::backoff::Backoff;
 pub const MAX_ITEM_BYTES: usize = 400 * 1024 - 2 * 1024;
 /// BatchWriteItem takes at most 25 requests.
 const BATCH: usize = 25;
+/// BatchGetItem takes at most 100 keys.
+const MAX_GET: usize = 100;
 /// Attempts at items DynamoDB leaves unprocessed (throttling) before the
 /// messages behind them are reported failed and left for redelivery. A request
 /// that fails outright (after the SDK's own retries of transient errors) fails
@@ -26,7 +32,8 @@ const ATTEMPTS: u32 = 6;
 pub enum Fit {
     /// As maps, readable by the old reader.
     Plain,
-    /// Too large as maps: data gzip-compressed into one attribute.
+    /// Too large as maps, or holding values DynamoDB refuses in maps (too deep,
+    /// numbers out of its range, empty keys): data gzip-compressed into one attribute.
     Compressed,
     /// Too large even compressed: only the changed paths are kept, marked `truncated`.
     Truncated,
@@ -35,9 +42,11 @@ pub enum Fit {
 /// Encodes an activity as an item that fits the item size limit, degrading from
 /// plain to compressed to the list of changed paths.
 pub fn fit_item(a: &Activity) -> Result<(Item, Fit), item::ItemError> {
-    let plain = item::to_item(a)?;
-    if item::item_size(&plain) <= MAX_ITEM_BYTES {
-        return Ok((plain, Fit::Plain));
+    if item::storable_as_maps(a) {
+        let plain = item::to_item(a)?;
+        if item::item_size(&plain) <= MAX_ITEM_BYTES {
+            return Ok((plain, Fit::Plain));
+        }
     }
     let packed = item::to_item_with(a, Layout::Compressed)?;
     if item::item_size(&packed) <= MAX_ITEM_BYTES {
@@ -69,9 +78,10 @@ pub fn fit_item(a: &Activity) -> Result<(Item, Fit), item::ItemError> {
 }
 
 /// An item's key: what deduplicates within one request and maps failures back.
-type Key = (String, String);
+pub type Key = (String, String);
 
-fn key_of(item: &Item) -> Key {
+/// The key of an item.
+pub fn key_of(item: &Item) -> Key {
     let s = |k: &str| {
         item.get(k)
             .and_then(|v| v.as_s().ok())
@@ -87,47 +97,247 @@ const RETRY: Backoff = Backoff {
     cap: Duration::from_secs(2),
 };
 
-/// Writes `items`, each tagged with the index of the message it came from.
-/// Returns the indices whose items could not all be written.
+/// What became of a batch's items, each named by the index of the message it
+/// came from.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct WriteOutcome {
+    /// Messages whose items could not all be written (an outage, throttling past
+    /// the retries): offered again later.
+    pub failed: Vec<usize>,
+    /// Messages with an item DynamoDB refused as invalid even when written alone.
+    pub rejected: Vec<usize>,
+    /// Messages whose record already exists, written by a different event that
+    /// carried the same id: the record is left as it is.
+    pub conflicts: Vec<usize>,
+    /// What the write cost.
+    pub stats: WriteStats,
+}
+
+/// Writes `items`, each tagged with the index of the message it came from, as an
+/// append-only log: a record is rewritten only by the event that wrote it (a
+/// redelivery, or a replay after a mapping change).
 pub async fn write_items(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     items: Vec<(usize, Item)>,
-) -> (Vec<usize>, WriteStats) {
+) -> WriteOutcome {
     let mut stats = WriteStats::default();
-    let (owners, unique) = dedupe(items);
-    let mut not_written = Vec::new();
+    let mut batch = Batch::of(items);
+    let existing = existing_digests(client, table, &batch.keys(), &mut stats).await;
+    let Ok(existing) = existing else {
+        // Without knowing what exists nothing is written: the messages come back.
+        let failed = batch.owners.values().flatten().copied().collect();
+        let written = Written {
+            failed,
+            ..Written::default()
+        };
+        return batch.outcome(written, stats);
+    };
+    let (unique, mut written) = batch.without_conflicts(&existing);
     // Items move into the requests: nothing is copied on the way to the SDK.
     let mut unique = unique.into_iter().peekable();
     while unique.peek().is_some() {
-        let requests = unique.by_ref().take(BATCH).map(put_request).collect();
-        not_written.extend(write_batch(client, table, requests, &mut stats).await);
+        let chunk: Vec<Item> = unique.by_ref().take(BATCH).collect();
+        written.merge(write_chunk(client, table, chunk, &mut stats).await);
     }
-    let mut failed: Vec<usize> = not_written
-        .iter()
-        .filter_map(|k| owners.get(k))
-        .flatten()
-        .copied()
-        .collect();
-    failed.sort_unstable();
-    failed.dedup();
-    (failed, stats)
+    batch.outcome(written, stats)
 }
 
-/// One request may not name the same key twice; a redelivered duplicate in the
-/// same batch writes the same content, so one copy serves every message that
-/// owns it.
-fn dedupe(items: Vec<(usize, Item)>) -> (HashMap<Key, Vec<usize>>, Vec<Item>) {
-    let mut owners: HashMap<Key, Vec<usize>> = HashMap::new();
-    let mut unique = Vec::new();
-    for (owner, item) in items {
-        let e = owners.entry(key_of(&item)).or_default();
-        if e.is_empty() {
-            unique.push(item);
+/// A batch's items, one copy per key. One request may not name the same key twice;
+/// a redelivered duplicate in the same batch writes the same content, so one copy
+/// serves every message that owns it. A message whose item has the key of an
+/// earlier one but another event's digest conflicts with it.
+struct Batch {
+    /// The messages each key's item came from.
+    owners: HashMap<Key, Vec<usize>>,
+    /// One item per key, in the order they came.
+    unique: Vec<Item>,
+    /// Messages that reused a key of this batch with other content.
+    conflicts: Vec<usize>,
+}
+
+impl Batch {
+    fn of(items: Vec<(usize, Item)>) -> Self {
+        let mut batch = Self {
+            owners: HashMap::new(),
+            unique: Vec::new(),
+            conflicts: Vec::new(),
+        };
+        let mut digests: HashMap<Key, Option<String>> = HashMap::new();
+        for (owner, item) in items {
+            let key = key_of(&item);
+            let digest = digest_of(&item).map(str::to_owned);
+            match digests.get(&key) {
+                Some(first) if *first != digest => batch.conflicts.push(owner),
+                Some(_) => batch.owners.entry(key).or_default().push(owner),
+                None => {
+                    digests.insert(key.clone(), digest);
+                    batch.owners.entry(key).or_default().push(owner);
+                    batch.unique.push(item);
+                }
+            }
         }
-        e.push(owner);
+        batch
     }
-    (owners, unique)
+
+    fn keys(&self) -> Vec<Key> {
+        self.unique.iter().map(key_of).collect()
+    }
+
+    /// The items to write: all but those whose record exists with another
+    /// event's digest, which are named as conflicts.
+    fn without_conflicts(&mut self, existing: &HashMap<Key, String>) -> (Vec<Item>, Written) {
+        let mut written = Written::default();
+        let keep = std::mem::take(&mut self.unique)
+            .into_iter()
+            .filter(|item| {
+                let key = key_of(item);
+                match (existing.get(&key), digest_of(item)) {
+                    (Some(old), Some(new)) if old != new => {
+                        written.conflicts.push(key);
+                        false
+                    }
+                    _ => true,
+                }
+            })
+            .collect();
+        (keep, written)
+    }
+
+    /// Names the messages behind each key that was not written.
+    fn outcome(&self, w: Written, stats: WriteStats) -> WriteOutcome {
+        let owners = |keys: &[Key]| -> Vec<usize> {
+            let owned = keys.iter().filter_map(|k| self.owners.get(k)).flatten();
+            let mut v: Vec<usize> = owned.copied().collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let mut conflicts = owners(&w.conflicts);
+        conflicts.extend(&self.conflicts);
+        conflicts.sort_unstable();
+        let mut failed = owners(&w.not_written);
+        failed.extend(w.failed);
+        failed.sort_unstable();
+        failed.dedup();
+        WriteOutcome {
+            failed,
+            rejected: owners(&w.rejected),
+            conflicts,
+            stats,
+        }
+    }
+}
+
+fn digest_of(item: &Item) -> Option<&str> {
+    let digest = item.get(EVENT_DIGEST).and_then(|v| v.as_s().ok());
+    digest.map(String::as_str)
+}
+
+/// The keys a write left behind, by why.
+#[derive(Debug, Default)]
+struct Written {
+    /// Messages that failed as a whole (the existence check failed).
+    failed: Vec<usize>,
+    /// Keys not written: retries ran out or the request failed.
+    not_written: Vec<Key>,
+    /// Keys DynamoDB refused as invalid when written alone.
+    rejected: Vec<Key>,
+    /// Keys whose record exists with another event's digest.
+    conflicts: Vec<Key>,
+}
+
+impl Written {
+    fn merge(&mut self, other: Written) {
+        self.failed.extend(other.failed);
+        self.not_written.extend(other.not_written);
+        self.rejected.extend(other.rejected);
+        self.conflicts.extend(other.conflicts);
+    }
+}
+
+/// The digests of the records that already exist among `keys` (a record written
+/// before digests were kept has none, and may be rewritten). Read consistently, so
+/// a record written a moment ago is seen. `Err` when the table cannot say.
+pub async fn existing_digests(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: &[Key],
+    stats: &mut WriteStats,
+) -> Result<HashMap<Key, String>, ()> {
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(MAX_GET) {
+        let mut pending = chunk.iter().map(|(t, i)| key_attributes(t, i)).collect();
+        for attempt in 1..=ATTEMPTS {
+            let got = get_digests(client, table, pending, stats).await?;
+            found.extend(got.digests);
+            pending = got.unprocessed;
+            if pending.is_empty() {
+                break;
+            }
+            if attempt == ATTEMPTS {
+                return Err(());
+            }
+            tokio::time::sleep(RETRY.wait(attempt)).await;
+        }
+    }
+    Ok(found)
+}
+
+/// What one BatchGetItem returned.
+struct Got {
+    /// Digest of each record found that has one.
+    digests: HashMap<Key, String>,
+    /// Keys DynamoDB did not get to (throttling), to ask again.
+    unprocessed: Vec<Item>,
+}
+
+async fn get_digests(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+    stats: &mut WriteStats,
+) -> Result<Got, ()> {
+    let request = KeysAndAttributes::builder()
+        .set_keys(Some(keys))
+        .projection_expression("#t, #i, #d")
+        .expression_attribute_names("#t", "targetId")
+        .expression_attribute_names("#i", "id")
+        .expression_attribute_names("#d", EVENT_DIGEST)
+        .consistent_read(true)
+        .build()
+        .map_err(|_| ())?;
+    stats.reads += 1;
+    let out = client
+        .batch_get_item()
+        .request_items(table, request)
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
+        .await
+        .map_err(
+            |e| warn!(table, error = %crate::aws::err(e), "reading existing records failed"),
+        )?;
+    stats.read_units += units(out.consumed_capacity());
+    let items = out.responses.and_then(|mut r| r.remove(table));
+    let digests = (items.iter().flatten())
+        .filter_map(|i| Some((key_of(i), digest_of(i)?.to_owned())))
+        .collect();
+    let unprocessed = out.unprocessed_keys.and_then(|mut u| u.remove(table));
+    Ok(Got {
+        digests,
+        unprocessed: unprocessed.map(|k| k.keys).unwrap_or_default(),
+    })
+}
+
+fn key_attributes(target: &str, id: &str) -> Item {
+    HashMap::from([
+        ("targetId".to_owned(), AttributeValue::S(target.to_owned())),
+        ("id".to_owned(), AttributeValue::S(id.to_owned())),
+    ])
+}
+
+fn units(consumed: &[ConsumedCapacity]) -> f64 {
+    consumed.iter().filter_map(|c| c.capacity_units()).sum()
 }
 
 fn put_request(item: Item) -> WriteRequest {
@@ -142,6 +352,37 @@ fn keys(requests: &[WriteRequest]) -> Vec<Key> {
     puts.map(|p| key_of(p.item())).collect()
 }
 
+/// Writes up to 25 items. DynamoDB refuses a whole request for one invalid item,
+/// so when it does, each item is written alone and only the invalid one fails.
+async fn write_chunk(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    items: Vec<Item>,
+    stats: &mut WriteStats,
+) -> Written {
+    // Kept only for that rare case; a request that passed validation once is
+    // never refused as invalid on its retries.
+    let copies = (items.len() > 1).then(|| items.clone());
+    let requests = items.into_iter().map(put_request).collect();
+    let mut written = Written::default();
+    match (write_batch(client, table, requests, stats).await, copies) {
+        (Ok(not_written), _) => written.not_written = not_written,
+        (Err(Invalid(keys)), None) => written.rejected = keys,
+        (Err(Invalid(_)), Some(copies)) => {
+            for item in copies {
+                match write_batch(client, table, vec![put_request(item)], stats).await {
+                    Ok(not_written) => written.not_written.extend(not_written),
+                    Err(Invalid(keys)) => written.rejected.extend(keys),
+                }
+            }
+        }
+    }
+    written
+}
+
+/// DynamoDB refused the request as invalid; the keys it held.
+struct Invalid(Vec<Key>);
+
 /// Writes up to 25 items, retrying those DynamoDB leaves unprocessed (throttling)
 /// with backoff; returns the keys that were not written.
 async fn write_batch(
@@ -149,42 +390,54 @@ async fn write_batch(
     table: &str,
     mut pending: Vec<WriteRequest>,
     stats: &mut WriteStats,
-) -> Vec<Key> {
+) -> Result<Vec<Key>, Invalid> {
     for attempt in 1..=ATTEMPTS {
         stats.requests += 1;
         let sent = keys(&pending);
         let result = client
             .batch_write_item()
             .request_items(table, pending)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         pending = match result {
-            Ok(out) => out
-                .unprocessed_items
-                .and_then(|mut m| m.remove(table))
-                .unwrap_or_default(),
+            Ok(out) => {
+                stats.write_units += units(out.consumed_capacity());
+                let unprocessed = out.unprocessed_items.and_then(|mut m| m.remove(table));
+                unprocessed.unwrap_or_default()
+            }
+            Err(e) if e.code() == Some("ValidationException") => {
+                warn!(table, items = sent.len(), error = %crate::aws::err(e), "DynamoDB refused a write as invalid");
+                return Err(Invalid(sent));
+            }
             // The SDK has already retried transient errors; the request is gone
             // with its items, whose messages come back after the store retry delay.
             Err(e) => {
                 warn!(table, attempt, error = %crate::aws::err(e), "batch write failed");
-                return sent;
+                return Ok(sent);
             }
         };
         if pending.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         if attempt < ATTEMPTS {
             tokio::time::sleep(RETRY.wait(attempt)).await;
         }
     }
-    keys(&pending)
+    Ok(keys(&pending))
 }
 
 /// What a write cost.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct WriteStats {
     /// BatchWriteItem requests sent, retries included.
     pub requests: u64,
+    /// BatchGetItem requests sent to find records that already exist.
+    pub reads: u64,
+    /// Read capacity units those reads consumed, as DynamoDB reported them.
+    pub read_units: f64,
+    /// Write capacity units the writes consumed, as DynamoDB reported them.
+    pub write_units: f64,
 }
 
 #[cfg(test)]

@@ -74,6 +74,11 @@ struct Drain {
     secs: f64,
     cpu_us_per_event: f64,
     writes_per_event: f64,
+    /// BatchGetItem requests per event: the append-only check.
+    reads_per_event: f64,
+    /// Write and read capacity units per event, as DynamoDB reported them.
+    wcu_per_event: f64,
+    rcu_per_event: f64,
     messages_per_batch: f64,
 }
 
@@ -272,10 +277,13 @@ async fn drain(concurrency: u16, event_type: &str, n: usize, keep_alive: bool) -
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["fields"]["message"] == "batch processed")
         .collect();
-    let writes: u64 = batches
-        .iter()
-        .filter_map(|v| v["fields"]["write_requests"].as_u64())
-        .sum();
+    let sum = |field: &str| -> f64 {
+        batches
+            .iter()
+            .filter_map(|v| v["fields"][field].as_f64())
+            .sum()
+    };
+    let writes = sum("write_requests");
     let messages: u64 = batches
         .iter()
         .filter_map(|v| v["fields"]["messages"].as_u64())
@@ -283,7 +291,10 @@ async fn drain(concurrency: u16, event_type: &str, n: usize, keep_alive: bool) -
     Drain {
         secs,
         cpu_us_per_event: cpu * 1e6 / n as f64,
-        writes_per_event: writes as f64 / n as f64,
+        writes_per_event: writes / n as f64,
+        reads_per_event: sum("read_requests") / n as f64,
+        wcu_per_event: sum("write_units") / n as f64,
+        rcu_per_event: sum("read_units") / n as f64,
         messages_per_batch: messages as f64 / batches.len().max(1) as f64,
     }
 }
@@ -295,9 +306,9 @@ async fn listener_bench() {
         .unwrap_or(5_000);
     println!("### Listener end to end ({n} events, worker as a release process)\n");
     println!(
-        "| worker | events | drain time | events/s | CPU per event | DynamoDB write requests per event | messages per batch |"
+        "| worker | events | drain time | events/s | CPU per event | DynamoDB write requests per event | read requests per event | WCU per event | RCU per event | messages per batch |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (c, keep_alive) in [(1u16, false), (1, true), (4, false), (4, true)] {
         let via = if keep_alive {
             "SQS kept alive"
@@ -313,11 +324,14 @@ async fn listener_bench() {
         ] {
             let d = drain(c, et, n, keep_alive).await;
             println!(
-                "| concurrency {c}, {via}, {label} | {n} | {:.1} s | {:.0} | {:.1} µs | {:.3} | {:.1} |",
+                "| concurrency {c}, {via}, {label} | {n} | {:.1} s | {:.0} | {:.1} µs | {:.3} | {:.3} | {:.2} | {:.2} | {:.1} |",
                 d.secs,
                 n as f64 / d.secs,
                 d.cpu_us_per_event,
                 d.writes_per_event,
+                d.reads_per_event,
+                d.wcu_per_event,
+                d.rcu_per_event,
                 d.messages_per_batch
             );
         }

@@ -7,6 +7,7 @@
 const LISTENER: &str = env!("CARGO_BIN_EXE_it-listener");
 
 mod api;
+mod append_only;
 mod crash;
 mod docs;
 mod foundation;
