@@ -4,8 +4,9 @@
 //! HS256 with a shared secret, or RS256/ES256 with keys from a JWKS file or URL.
 //! The algorithm a token claims must match the kind of key that verifies it, so an
 //! RSA public key can never be used as an HMAC secret (algorithm confusion), and
-//! unsigned tokens (`alg: none`) are refused. `exp` is required; `exp` and `nbf` are
-//! enforced with 30 s of leeway for clock skew.
+//! unsigned tokens (`alg: none`) are refused. `exp` is required, and so are `iss`
+//! and `aud` when an issuer or audience is configured; `exp` and `nbf` are enforced
+//! with 30 s of leeway for clock skew.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
@@ -142,6 +144,21 @@ fn key_algorithm(params: &AlgorithmParameters) -> Option<Algorithm> {
     }
 }
 
+/// Why a token the library refused was refused, in words a caller can act on.
+fn refusal(kind: &ErrorKind) -> String {
+    match kind {
+        ErrorKind::ExpiredSignature => "the token has expired".into(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf is in the future)".into(),
+        ErrorKind::InvalidIssuer => {
+            "the token was issued by an issuer this API does not trust".into()
+        }
+        ErrorKind::InvalidAudience => "the token is meant for another audience".into(),
+        ErrorKind::InvalidSignature => "the token's signature does not verify".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the token has no {claim} claim"),
+        _ => "the token is not valid".into(),
+    }
+}
+
 impl Verifier {
     /// Builds a verifier, loading the JWKS once.
     pub async fn new(config: AuthConfig) -> Result<Self, AuthSetupError> {
@@ -259,6 +276,34 @@ impl Verifier {
         lookup(&keys)
     }
 
+    /// What a token signed with `alg` must satisfy.
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut validation = Validation::new(alg);
+        validation.leeway = 30;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        // The library checks `iss` and `aud` only when the token carries them, so a
+        // configured issuer or audience is also required: leaving the claim out
+        // must not be a way round the check.
+        let mut required = vec!["exp"];
+        match &self.config.issuer {
+            Some(i) => {
+                validation.set_issuer(&[i]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &self.config.audience {
+            Some(a) => {
+                validation.set_audience(&[a]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        validation
+    }
+
     /// Checks a bearer token; the error says why it was refused.
     pub async fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         let unauthorized = |m: &str| ApiError::Unauthorized(m.to_owned());
@@ -284,31 +329,8 @@ impl Verifier {
                 )));
             }
         };
-        let mut validation = Validation::new(header.alg);
-        validation.leeway = 30;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp"]);
-        match &self.config.issuer {
-            Some(i) => validation.set_issuer(&[i]),
-            None => validation.iss = None,
-        }
-        match &self.config.audience {
-            Some(a) => validation.set_audience(&[a]),
-            None => validation.validate_aud = false,
-        }
-        use jsonwebtoken::errors::ErrorKind as K;
-        let data = decode::<Claims>(token, &key, &validation).map_err(|e| {
-            unauthorized(match e.kind() {
-                K::ExpiredSignature => "the token has expired",
-                K::ImmatureSignature => "the token is not valid yet (nbf is in the future)",
-                K::InvalidIssuer => "the token was issued by an issuer this API does not trust",
-                K::InvalidAudience => "the token is meant for another audience",
-                K::InvalidSignature => "the token's signature does not verify",
-                K::MissingRequiredClaim(_) => "the token has no exp claim",
-                _ => "the token is not valid",
-            })
-        })?;
+        let data = decode::<Claims>(token, &key, &self.validation(header.alg))
+            .map_err(|e| ApiError::Unauthorized(refusal(e.kind())))?;
         let claims = data.claims;
         let allowed = &self.config.allowed_groups;
         if !allowed.is_empty() && !claims.groups.iter().any(|g| allowed.contains(g)) {

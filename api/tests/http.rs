@@ -104,6 +104,14 @@ fn full_auth() -> AuthConfig {
     }
 }
 
+/// RS256/ES256 from the JWKS fixture, with no issuer, audience or group checked.
+fn jwks_only_auth() -> AuthConfig {
+    AuthConfig {
+        jwks: Some(JwksSource::File(fixture("jwks.json"))),
+        ..AuthConfig::default()
+    }
+}
+
 fn token_key() -> domain::token::TokenKey {
     domain::token::TokenKey::new(TOKEN_KEY.as_bytes().to_vec()).unwrap()
 }
@@ -435,6 +443,35 @@ fn untrusted_tokens() -> Vec<(&'static str, Option<String>, u16, &'static str)> 
             "no exp claim",
         ),
         (
+            "no iss",
+            Some(rs256_token(json!({"iss": null}))),
+            401,
+            "no iss claim",
+        ),
+        (
+            "an iss that is not a string",
+            Some(rs256_token(json!({"iss": 42}))),
+            401,
+            "no iss claim",
+        ),
+        (
+            "no aud",
+            Some(rs256_token(json!({"aud": null}))),
+            401,
+            "no aud claim",
+        ),
+        (
+            "HS256 with no aud",
+            Some(sign(
+                Algorithm::HS256,
+                &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+                None,
+                json!({"aud": null}),
+            )),
+            401,
+            "no aud claim",
+        ),
+        (
             "wrong issuer",
             Some(rs256_token(json!({"iss": "https://evil.example"}))),
             401,
@@ -480,6 +517,33 @@ async fn tokens_it_cannot_trust_are_refused_with_the_reason() {
         } else {
             assert_eq!(challenge, None, "{what}: a 403 is not a challenge");
         }
+    }
+}
+
+#[tokio::test]
+async fn iss_and_aud_are_required_when_the_api_checks_them_and_only_then() {
+    let checks_both = Api::new(full_auth()).await;
+    let checks_neither = Api::new(jwks_only_auth()).await;
+    let url = format!("{LIST}?targetId={}", Uuid::new_v4());
+    for (what, claims, needle) in [
+        ("no iss", json!({"iss": null}), "the token has no iss claim"),
+        ("no aud", json!({"aud": null}), "the token has no aud claim"),
+        (
+            "neither",
+            json!({"iss": null, "aud": null}),
+            "the token has no",
+        ),
+    ] {
+        let token = rs256_token(claims);
+        checks_both
+            .get_as(&url, Some(&token))
+            .await
+            .assert_error(401, needle, what);
+        // Past authentication the next stop is the (unreachable) table.
+        checks_neither
+            .get_as(&url, Some(&token))
+            .await
+            .assert_error(503, "unavailable", what);
     }
 }
 

@@ -522,6 +522,18 @@ async fn tokens_are_verified_for_real_over_http() {
     let claims = json!({"iss": "https://idp.example", "aud": "activity-history"});
     let good = sign(Algorithm::RS256, &rsa, Some("test-rsa"), claims.clone());
     let forged = sign(Algorithm::RS256, &untrusted, Some("test-rsa"), claims);
+    let no_iss = sign(
+        Algorithm::RS256,
+        &rsa,
+        Some("test-rsa"),
+        json!({"aud": "activity-history"}),
+    );
+    let no_aud = sign(
+        Algorithm::RS256,
+        &rsa,
+        Some("test-rsa"),
+        json!({"iss": "https://idp.example"}),
+    );
     let url = format!("/api/v1/activityhistory?targetId={target}");
 
     let (status, _, text) = c.send(&url, Some(&good)).await;
@@ -531,6 +543,8 @@ async fn tokens_are_verified_for_real_over_http() {
 
     for (what, token, needle) in [
         ("forged signature", Some(forged.as_str()), "signature"),
+        ("no iss claim", Some(no_iss.as_str()), "no iss claim"),
+        ("no aud claim", Some(no_aud.as_str()), "no aud claim"),
         ("no token", None, "Authorization: Bearer"),
     ] {
         let (status, headers, text) = c.send(&url, token).await;
