@@ -121,6 +121,7 @@ impl Config {
                 .map(|g| g.trim().to_owned())
                 .filter(|g| !g.is_empty())
                 .collect(),
+            jwks_refetch_after: crate::auth::REFETCH_AFTER,
         }
     }
 

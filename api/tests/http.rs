@@ -101,6 +101,7 @@ fn full_auth() -> AuthConfig {
         issuer: Some(ISSUER.into()),
         audience: Some(AUDIENCE.into()),
         allowed_groups: vec!["housing-staff".into(), "finance-staff".into()],
+        ..AuthConfig::default()
     }
 }
 
@@ -563,6 +564,22 @@ async fn a_caller_in_no_allowed_group_is_not_told_which_groups_are_allowed() {
     for name in ["housing-staff", "finance-staff"] {
         assert!(!reply.body.to_string().contains(name), "{}", reply.body);
         assert!(!headers.contains(name), "{headers}");
+    }
+}
+
+#[tokio::test]
+async fn a_jwks_url_in_the_clear_to_another_machine_is_refused_at_start() {
+    for url in ["http://idp.example/jwks.json", "http://10.1.2.3/jwks"] {
+        let auth = AuthConfig {
+            jwks: Some(JwksSource::Url(url.into())),
+            ..AuthConfig::default()
+        };
+        let Err(e) = api::auth::Verifier::new(auth).await else {
+            panic!("{url} was trusted");
+        };
+        let message = e.to_string();
+        assert!(message.contains(url), "{message}");
+        assert!(message.contains("use https://"), "{message}");
     }
 }
 
