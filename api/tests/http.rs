@@ -584,6 +584,48 @@ async fn a_jwks_url_in_the_clear_to_another_machine_is_refused_at_start() {
 }
 
 #[tokio::test]
+async fn history_answers_are_never_stored_and_no_answer_is_sniffed() {
+    let api = Api::new(full_auth()).await;
+    let (target, token) = (Uuid::new_v4(), api.token.clone());
+    let outsider = rs256_token(json!({"groups": ["tenants"]}));
+    let history = [
+        (format!("{LIST}?targetId={target}"), Some(&token), 503),
+        (format!("{LIST}?targetId=nope"), Some(&token), 400),
+        (format!("/api/v1/activityHistory/{target}"), None, 401),
+        (
+            format!("{LIST}/export?targetId={target}"),
+            Some(&outsider),
+            403,
+        ),
+        (format!("{LIST}/{target}/more"), Some(&token), 404),
+        (
+            format!("{LIST}?targetId={target}&pad={}", "x".repeat(9000)),
+            Some(&token),
+            414,
+        ),
+    ];
+    for (url, token, status) in history {
+        let reply = api.get_as(&url, token.map(String::as_str)).await;
+        let what = &url[..url.len().min(80)];
+        assert_eq!(reply.status, status, "{what}: {}", reply.body);
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{what}");
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{what}"
+        );
+    }
+    for open in ["/api/v1/openapi.json", "/api/v1/healthcheck/ping", "/docs/"] {
+        let reply = api.get_as(open, None).await;
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{open}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn every_history_route_needs_a_token() {
     let api = Api::new(hs256_auth()).await;
     let target = Uuid::new_v4();
