@@ -85,6 +85,11 @@ pub struct Config {
     #[arg(long, env = "ACTIVITY_REQUEST_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub request_timeout_secs: u64,
 
+    /// Seconds a client may take to send a request's headers, and an idle
+    /// keep-alive connection may stay open, before the connection is closed.
+    #[arg(long, env = "ACTIVITY_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout_secs: u64,
+
     /// What to run; the server when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -135,6 +140,7 @@ impl Config {
                 .filter(|o| !o.is_empty())
                 .collect(),
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            header_read_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
         }
     }
 }

@@ -61,6 +61,10 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// Longest a request may take before a 503.
     pub request_timeout: Duration,
+    /// Longest a client may take to send a request's headers, and longest an
+    /// idle keep-alive connection stays open (`serve` only; Lambda has no
+    /// connections of its own): a slow or silent client cannot hold connections.
+    pub header_read_timeout: Duration,
 }
 
 /// Longest URI the API reads: far beyond any real query, short enough that a
