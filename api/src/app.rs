@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
 
 use crate::config::{Command, Config};
 use crate::{AppState, auth, store};
@@ -24,10 +23,11 @@ pub fn dev_token(secret: &[u8], sub: &str, groups: &[String], hours: u64) -> Res
     )?)
 }
 
-/// The whole `activity-api` program: parse configuration, set up JSON logging,
-/// build the client and verifier once, and serve (HTTP or Lambda).
+/// The whole `activity-api` program: parse configuration (a blank value counts as
+/// not given), set up JSON logging, build the client and verifier once, and serve
+/// (HTTP or Lambda).
 pub async fn main() -> Result<()> {
-    let config = Config::parse();
+    let config = Config::load();
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(

@@ -1,9 +1,12 @@
 //! The `activity-api` command line. Every option can also be set from the
-//! environment variable named beside it; secrets are never printed.
+//! environment variable named beside it; a blank value counts as not given;
+//! secrets are never printed.
 
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
 use std::net::SocketAddr;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// A key or password from the command line or environment. Its `Debug` and
 /// `Display` print `<redacted>`, so logging a `Config` (or an error holding one)
@@ -85,6 +88,11 @@ pub struct Config {
     #[arg(long, env = "ACTIVITY_REQUEST_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub request_timeout_secs: u64,
 
+    /// Seconds a client may take to send a request's headers, and an idle
+    /// keep-alive connection may stay open, before the connection is closed.
+    #[arg(long, env = "ACTIVITY_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout_secs: u64,
+
     /// What to run; the server when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -108,6 +116,12 @@ pub enum Command {
 }
 
 impl Config {
+    /// The process's command line and environment, a blank value counting as not
+    /// given ([`parse_blank_as_unset`]); on an error (or `--help`), says why and exits.
+    pub fn load() -> Self {
+        parse_blank_as_unset(std::env::args_os(), std::env::vars_os()).unwrap_or_else(|e| e.exit())
+    }
+
     /// The verifier's settings.
     pub fn auth(&self) -> crate::auth::AuthConfig {
         crate::auth::AuthConfig {
@@ -121,6 +135,7 @@ impl Config {
                 .map(|g| g.trim().to_owned())
                 .filter(|g| !g.is_empty())
                 .collect(),
+            jwks_refetch_after: crate::auth::REFETCH_AFTER,
         }
     }
 
@@ -134,8 +149,103 @@ impl Config {
                 .filter(|o| !o.is_empty())
                 .collect(),
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            header_read_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
         }
     }
+}
+
+/// Parses `args` as `C` with `env` as its environment, a blank (empty or
+/// all-whitespace) value counting as not given: an optional setting is unset, a
+/// defaulted one takes its default, a list is empty, a required one fails with
+/// clap's "required" error.
+///
+/// Why: a deployment that leaves a setting empty (a CloudFormation parameter left
+/// blank becomes `NAME=""`) means "not set", but clap takes an empty variable or
+/// argument as a value: an empty issuer would refuse every token, an empty number
+/// would stop the program. clap 4 has no switch for this, and `Arg::env` reads the
+/// variable when the command is built. So before parsing, an option whose variable
+/// is blank is unbound from it, and blank words leave the command line with the
+/// option they belong to. Removing the variables instead would need `unsafe`
+/// (`std::env::remove_var`) and race with other threads; a value parser that
+/// refuses blanks would refuse, not ignore. `listener::cli` keeps the same rule.
+pub fn parse_blank_as_unset<C: CommandFactory + FromArgMatches>(
+    args: impl IntoIterator<Item = impl Into<OsString>>,
+    env: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<C, clap::Error> {
+    let mut cmd = unbind(C::command(), &blank_variables(env));
+    let args = drop_blank_words(&cmd, args.into_iter().map(Into::into));
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    C::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
+/// Empty or only whitespace.
+fn is_blank(value: &OsStr) -> bool {
+    value.to_str().is_some_and(|v| v.trim().is_empty())
+}
+
+/// The names in `env` whose value is blank.
+fn blank_variables(env: impl IntoIterator<Item = (OsString, OsString)>) -> HashSet<OsString> {
+    env.into_iter()
+        .filter(|(_, value)| is_blank(value))
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// `cmd`, and every subcommand, with options whose variable is `blank` unbound from it.
+fn unbind(cmd: clap::Command, blank: &HashSet<OsString>) -> clap::Command {
+    cmd.mut_args(|arg| {
+        let unset = arg.get_env().is_some_and(|name| blank.contains(name));
+        if unset {
+            arg.env(None::<&'static str>)
+        } else {
+            arg
+        }
+    })
+    .mut_subcommands(|sub| unbind(sub, blank))
+}
+
+/// `--name` of every option, in `cmd` and its subcommands, that takes a value.
+fn value_options(cmd: &clap::Command, names: &mut HashSet<String>) {
+    for arg in cmd.get_arguments() {
+        if let Some(long) = arg.get_long().filter(|_| arg.get_action().takes_values()) {
+            names.insert(format!("--{long}"));
+        }
+    }
+    for sub in cmd.get_subcommands() {
+        value_options(sub, names);
+    }
+}
+
+/// `args` without blank words: `--name ""`, `--name=` and a blank positional go;
+/// the program name and everything after `--` stay.
+fn drop_blank_words(
+    cmd: &clap::Command,
+    args: impl IntoIterator<Item = OsString>,
+) -> Vec<OsString> {
+    let mut takes_value = HashSet::new();
+    value_options(cmd, &mut takes_value);
+    let mut args = args.into_iter().peekable();
+    let mut kept: Vec<OsString> = args.next().into_iter().collect();
+    while let Some(arg) = args.next() {
+        let text = arg.to_str().unwrap_or_default();
+        if text == "--" {
+            kept.push(arg);
+            kept.extend(args);
+            break;
+        }
+        let blank_inline = text
+            .split_once('=')
+            .is_some_and(|(name, value)| takes_value.contains(name) && value.trim().is_empty());
+        if blank_inline || is_blank(&arg) {
+            continue;
+        }
+        if takes_value.contains(text) && args.peek().is_some_and(|next| is_blank(next)) {
+            args.next();
+            continue;
+        }
+        kept.push(arg);
+    }
+    kept
 }
 
 #[cfg(test)]
@@ -181,6 +291,158 @@ mod tests {
             config.auth().hs256_secret.as_deref(),
             Some(JWT_SECRET.as_bytes())
         );
+    }
+
+    fn os(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).into(), (*v).into()))
+            .collect()
+    }
+
+    /// Parses `args` after the program name, in an environment of `env` only as
+    /// far as blanks go (clap still reads the process's own variables).
+    fn load(args: &[&str], env: &[(&str, &str)]) -> Result<Config, clap::Error> {
+        let argv = std::iter::once("activity-api").chain(args.iter().copied());
+        parse_blank_as_unset(argv, os(env))
+    }
+
+    #[test]
+    fn blank_variables_are_the_empty_and_all_whitespace_ones() {
+        let env = os(&[
+            ("ACTIVITY_JWT_ISSUER", ""),
+            ("ACTIVITY_ALLOWED_GROUPS", "  \t"),
+            ("ACTIVITY_JWT_AUDIENCE", "activity-history"),
+            ("ACTIVITY_CORS_ORIGINS", " https://a.example "),
+        ]);
+        let blank = blank_variables(env);
+        let expected: HashSet<OsString> = ["ACTIVITY_JWT_ISSUER", "ACTIVITY_ALLOWED_GROUPS"]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(blank, expected);
+    }
+
+    #[test]
+    fn an_option_whose_variable_is_blank_no_longer_reads_it() {
+        let blank = blank_variables(os(&[
+            ("ACTIVITY_JWT_ISSUER", ""),
+            ("ACTIVITY_TOKEN_KEY", " "),
+        ]));
+        let cmd = unbind(Config::command(), &blank);
+        let env_of = |id: &str| {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == id);
+            arg.and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
+        assert_eq!(env_of("jwt_issuer"), None);
+        assert_eq!(env_of("token_key"), None);
+        assert_eq!(
+            env_of("jwt_audience").as_deref(),
+            Some("ACTIVITY_JWT_AUDIENCE")
+        );
+    }
+
+    #[test]
+    fn blank_values_on_the_command_line_count_as_not_given() {
+        let config = load(
+            &[
+                "--token-key",
+                TOKEN_KEY,
+                "--jwt-secret",
+                JWT_SECRET,
+                "--jwt-issuer",
+                "",
+                "--jwt-audience",
+                "   ",
+                "--jwks=",
+                "--allowed-groups",
+                "",
+                "--cors-origins= ",
+                "--table",
+                "",
+                "--addr",
+                " ",
+                "--request-timeout-secs",
+                "",
+                "--header-timeout-secs=",
+            ],
+            &[],
+        )
+        .expect("blank values are not values");
+        assert_eq!(config.jwt_issuer, None);
+        assert_eq!(config.jwt_audience, None);
+        assert_eq!(config.jwks, None);
+        assert!(config.allowed_groups.is_empty());
+        assert!(config.cors_origins.is_empty());
+        assert_eq!(config.table, domain::table::DEFAULT_TABLE);
+        assert_eq!(config.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.request_timeout_secs, 10);
+        assert_eq!(config.header_timeout_secs, 10);
+    }
+
+    #[test]
+    fn values_that_are_not_blank_are_kept_as_given() {
+        let config = load(
+            &[
+                "--token-key",
+                TOKEN_KEY,
+                "--jwt-issuer",
+                "https://idp.example",
+                "--allowed-groups",
+                "housing-staff, ,finance-staff",
+                "--request-timeout-secs=30",
+            ],
+            &[("ACTIVITY_JWT_ISSUER", "")],
+        )
+        .expect("valid arguments");
+        assert_eq!(config.jwt_issuer.as_deref(), Some("https://idp.example"));
+        assert_eq!(
+            config.auth().allowed_groups,
+            ["housing-staff", "finance-staff"]
+        );
+        assert_eq!(config.request_timeout_secs, 30);
+    }
+
+    #[test]
+    fn a_blank_token_key_fails_with_clap_s_required_error() {
+        for (args, env) in [
+            (&["--token-key", ""][..], &[][..]),
+            (&["--token-key= "][..], &[][..]),
+            (&[][..], &[("ACTIVITY_TOKEN_KEY", "")][..]),
+        ] {
+            let err = load(args, env).expect_err("the token key is required");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{args:?}"
+            );
+            assert!(err.to_string().contains("--token-key"), "{err}");
+        }
+    }
+
+    #[test]
+    fn blank_dev_token_options_take_their_defaults() {
+        let config = load(
+            &[
+                "--token-key",
+                TOKEN_KEY,
+                "dev-token",
+                "--sub",
+                "",
+                "--hours",
+                " ",
+                "--groups",
+                "",
+            ],
+            &[],
+        )
+        .expect("valid arguments");
+        let Some(Command::DevToken { sub, groups, hours }) = config.command else {
+            panic!("dev-token");
+        };
+        assert_eq!((sub.as_str(), hours), ("developer", 12));
+        assert!(groups.is_empty());
     }
 
     #[test]

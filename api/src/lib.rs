@@ -67,16 +67,70 @@ pub fn app(
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets requests in
 /// flight finish.
+///
+/// Served by hyper-util rather than `axum::serve`, which has no header-read
+/// timeout: a client that sends its headers slowly, or nothing at all, or leaves a
+/// keep-alive connection idle, is disconnected after
+/// `settings.header_read_timeout`, so a crowd of them cannot hold every
+/// connection. HTTP/1 only: detecting HTTP/2 first waits for the client's first
+/// bytes with no timeout, so a silent client would be held for ever.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     settings: &HttpSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = app(state, settings);
-    axum::serve(listener, tower::make::Shared::new(service))
-        .with_graceful_shutdown(shutdown)
-        .await
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+
+    let service = app(state, settings)
+        .map_request(|req: Request<hyper::body::Incoming>| req.map(axum::body::Body::new));
+    let service = hyper_util::service::TowerToHyperService::new(service);
+    let mut connections = auto::Builder::new(TokioExecutor::new()).http1_only();
+    connections
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection = connections.serve_connection(TokioIo::new(stream), service.clone());
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                // Clients hanging up and header timeouts end up here: routine.
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// After a failed accept: a connection that went away before it was accepted is
+/// routine; anything else (out of file descriptors) waits a moment, so the loop
+/// neither spins nor takes the server down.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind as K;
+    if matches!(
+        e.kind(),
+        K::ConnectionAborted | K::ConnectionRefused | K::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::warn!(error = %e, "accept failed; retrying in a second");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }
 
 /// The same router taking the requests `lambda_http` builds from API Gateway events.

@@ -3,12 +3,14 @@
 //! Routing, parameters, authentication and limits are all decided before the
 //! table is asked, so these tests need none. The table's client points at a
 //! closed loopback port: a request that gets past every check reaches it and must
-//! be a 503 that says to try again, never a 500.
+//! be a 503 that says to try again, never a 500. The last tests serve on a
+//! loopback socket, for what only a connection shows: its timeouts.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +103,15 @@ fn full_auth() -> AuthConfig {
         issuer: Some(ISSUER.into()),
         audience: Some(AUDIENCE.into()),
         allowed_groups: vec!["housing-staff".into(), "finance-staff".into()],
+        ..AuthConfig::default()
+    }
+}
+
+/// RS256/ES256 from the JWKS fixture, with no issuer, audience or group checked.
+fn jwks_only_auth() -> AuthConfig {
+    AuthConfig {
+        jwks: Some(JwksSource::File(fixture("jwks.json"))),
+        ..AuthConfig::default()
     }
 }
 
@@ -157,19 +168,29 @@ struct Api {
     token: String,
 }
 
+/// The state every test API runs with: the unreachable table and `auth`.
+async fn state(auth: AuthConfig) -> api::AppState {
+    api::AppState {
+        store: unreachable_table(),
+        token_key: token_key(),
+        verifier: Arc::new(api::auth::Verifier::new(auth).await.unwrap()),
+    }
+}
+
+/// Settings with the defaults `activity-api` starts with, and `header_read_timeout`.
+fn settings(header_read_timeout: Duration) -> api::HttpSettings {
+    api::HttpSettings {
+        cors_origins: vec![],
+        request_timeout: Duration::from_secs(10),
+        header_read_timeout,
+    }
+}
+
 impl Api {
     async fn new(auth: AuthConfig) -> Self {
-        let state = api::AppState {
-            store: unreachable_table(),
-            token_key: token_key(),
-            verifier: Arc::new(api::auth::Verifier::new(auth).await.unwrap()),
-        };
-        let settings = api::HttpSettings {
-            cors_origins: vec![],
-            request_timeout: Duration::from_secs(10),
-        };
+        let settings = settings(Duration::from_secs(10));
         Self {
-            app: BoxCloneService::new(api::app(state, &settings)),
+            app: BoxCloneService::new(api::app(state(auth).await, &settings)),
             token: hs256_token(),
         }
     }
@@ -435,6 +456,35 @@ fn untrusted_tokens() -> Vec<(&'static str, Option<String>, u16, &'static str)> 
             "no exp claim",
         ),
         (
+            "no iss",
+            Some(rs256_token(json!({"iss": null}))),
+            401,
+            "no iss claim",
+        ),
+        (
+            "an iss that is not a string",
+            Some(rs256_token(json!({"iss": 42}))),
+            401,
+            "no iss claim",
+        ),
+        (
+            "no aud",
+            Some(rs256_token(json!({"aud": null}))),
+            401,
+            "no aud claim",
+        ),
+        (
+            "HS256 with no aud",
+            Some(sign(
+                Algorithm::HS256,
+                &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+                None,
+                json!({"aud": null}),
+            )),
+            401,
+            "no aud claim",
+        ),
+        (
             "wrong issuer",
             Some(rs256_token(json!({"iss": "https://evil.example"}))),
             401,
@@ -450,13 +500,13 @@ fn untrusted_tokens() -> Vec<(&'static str, Option<String>, u16, &'static str)> 
             "missing group",
             Some(rs256_token(json!({"groups": ["other"]}))),
             403,
-            "housing-staff, finance-staff",
+            "none of the groups allowed to read history",
         ),
         (
             "no groups claim",
             Some(rs256_token(json!({"groups": null}))),
             403,
-            "groups",
+            "none of the groups allowed to read history",
         ),
     ]
 }
@@ -480,6 +530,110 @@ async fn tokens_it_cannot_trust_are_refused_with_the_reason() {
         } else {
             assert_eq!(challenge, None, "{what}: a 403 is not a challenge");
         }
+    }
+}
+
+#[tokio::test]
+async fn iss_and_aud_are_required_when_the_api_checks_them_and_only_then() {
+    let checks_both = Api::new(full_auth()).await;
+    let checks_neither = Api::new(jwks_only_auth()).await;
+    let url = format!("{LIST}?targetId={}", Uuid::new_v4());
+    for (what, claims, needle) in [
+        ("no iss", json!({"iss": null}), "the token has no iss claim"),
+        ("no aud", json!({"aud": null}), "the token has no aud claim"),
+        (
+            "neither",
+            json!({"iss": null, "aud": null}),
+            "the token has no",
+        ),
+    ] {
+        let token = rs256_token(claims);
+        checks_both
+            .get_as(&url, Some(&token))
+            .await
+            .assert_error(401, needle, what);
+        // Past authentication the next stop is the (unreachable) table.
+        checks_neither
+            .get_as(&url, Some(&token))
+            .await
+            .assert_error(503, "unavailable", what);
+    }
+}
+
+#[tokio::test]
+async fn a_caller_in_no_allowed_group_is_not_told_which_groups_are_allowed() {
+    let api = Api::new(full_auth()).await;
+    let url = format!("{LIST}?targetId={}", Uuid::new_v4());
+    let reply = api
+        .get_as(&url, Some(&rs256_token(json!({"groups": ["tenants"]}))))
+        .await;
+    reply.assert_error(
+        403,
+        "the caller is in none of the groups allowed to read history",
+        "wrong group",
+    );
+    let headers = format!("{:?}", reply.headers);
+    for name in ["housing-staff", "finance-staff"] {
+        assert!(!reply.body.to_string().contains(name), "{}", reply.body);
+        assert!(!headers.contains(name), "{headers}");
+    }
+}
+
+#[tokio::test]
+async fn a_jwks_url_in_the_clear_to_another_machine_is_refused_at_start() {
+    for url in ["http://idp.example/jwks.json", "http://10.1.2.3/jwks"] {
+        let auth = AuthConfig {
+            jwks: Some(JwksSource::Url(url.into())),
+            ..AuthConfig::default()
+        };
+        let Err(e) = api::auth::Verifier::new(auth).await else {
+            panic!("{url} was trusted");
+        };
+        let message = e.to_string();
+        assert!(message.contains(url), "{message}");
+        assert!(message.contains("use https://"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn history_answers_are_never_stored_and_no_answer_is_sniffed() {
+    let api = Api::new(full_auth()).await;
+    let (target, token) = (Uuid::new_v4(), api.token.clone());
+    let outsider = rs256_token(json!({"groups": ["tenants"]}));
+    let history = [
+        (format!("{LIST}?targetId={target}"), Some(&token), 503),
+        (format!("{LIST}?targetId=nope"), Some(&token), 400),
+        (format!("/api/v1/activityHistory/{target}"), None, 401),
+        (
+            format!("{LIST}/export?targetId={target}"),
+            Some(&outsider),
+            403,
+        ),
+        (format!("{LIST}/{target}/more"), Some(&token), 404),
+        (
+            format!("{LIST}?targetId={target}&pad={}", "x".repeat(9000)),
+            Some(&token),
+            414,
+        ),
+    ];
+    for (url, token, status) in history {
+        let reply = api.get_as(&url, token.map(String::as_str)).await;
+        let what = &url[..url.len().min(80)];
+        assert_eq!(reply.status, status, "{what}: {}", reply.body);
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{what}");
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{what}"
+        );
+    }
+    for open in ["/api/v1/openapi.json", "/api/v1/healthcheck/ping", "/docs/"] {
+        let reply = api.get_as(open, None).await;
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{open}"
+        );
     }
 }
 
@@ -584,5 +738,145 @@ async fn a_correlation_id_is_generated_when_the_caller_sends_none() {
         second.header("x-correlation-id"),
         Some(id),
         "ids are per request"
+    );
+}
+
+// Serving over a loopback socket: what only a connection shows.
+
+/// The header timeout the socket tests serve with.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+/// Far past `HEADER_TIMEOUT`: a server that enforces it has closed the connection
+/// by then; one that does not would hold it for ever.
+const WELL_PAST: Duration = Duration::from_secs(5);
+
+/// `api::serve` on a free loopback port, stopped by `stop`.
+struct Served {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn served() -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = state(hs256_auth()).await;
+    let done = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        api::serve(listener, state, &settings(HEADER_TIMEOUT), shutdown).await
+    });
+    Served { addr, stop, done }
+}
+
+/// Reads until the server closes the connection: what it sent, or `None` when it
+/// was still open after `within`.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    within: Duration,
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let reading = async {
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            received.extend_from_slice(&buf[..n]);
+        }
+        received
+    };
+    tokio::time::timeout(within, reading).await.ok()
+}
+
+#[tokio::test]
+async fn clients_that_stall_before_their_headers_are_complete_are_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let served = served().await;
+    for (what, sent) in [
+        ("nothing at all", &b""[..]),
+        ("half a request line", &b"GET /api/v1/activityhis"[..]),
+        (
+            "a request line and no end of headers",
+            &b"GET /api/v1/healthcheck/ping HTTP/1.1\r\nHost: x\r\n"[..],
+        ),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(served.addr).await.unwrap();
+        stream.write_all(sent).await.unwrap();
+        let closed = read_until_closed(&mut stream, WELL_PAST).await;
+        assert!(
+            closed.is_some(),
+            "a client that sent {what} was still connected after {WELL_PAST:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_client_trickling_its_request_line_is_disconnected_all_the_same() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let served = served().await;
+    let mut stream = tokio::net::TcpStream::connect(served.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.split();
+    // A byte every 200 ms: never idle for long, never done (10 s for the line).
+    let trickle = async {
+        for byte in b"GET /api/v1/healthcheck/ping?padding=xxxxxxxxxxxx HTTP/1.1\r\n" {
+            if writer.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        std::future::pending::<()>().await;
+    };
+    let closed = async {
+        let mut buf = [0u8; 1024];
+        while let Ok(1..) = reader.read(&mut buf).await {}
+    };
+    let outcome = tokio::time::timeout(WELL_PAST, async {
+        tokio::select! {
+            () = closed => {},
+            () = trickle => {},
+        }
+    })
+    .await;
+    assert!(
+        outcome.is_ok(),
+        "a trickling client was still connected after {WELL_PAST:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_its_answer() {
+    use tokio::io::AsyncWriteExt;
+    let served = served().await;
+    let mut stream = tokio::net::TcpStream::connect(served.addr).await.unwrap();
+    stream
+        .write_all(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let received = read_until_closed(&mut stream, WELL_PAST)
+        .await
+        .expect("the idle connection was still open");
+    let text = String::from_utf8_lossy(&received);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+}
+
+#[tokio::test]
+async fn a_prompt_request_is_answered_and_shutdown_lets_serve_return() {
+    let served = served().await;
+    let url = format!("http://{}/api/v1/openapi.json", served.addr);
+    let response = reqwest::Client::new().get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let document: Value = response.json().await.unwrap();
+    assert!(document["paths"][LIST].is_object());
+
+    served.stop.send(()).unwrap();
+    let stopped = tokio::time::timeout(WELL_PAST, served.done).await;
+    assert!(
+        matches!(stopped, Ok(Ok(Ok(())))),
+        "serve did not return after shutdown: {stopped:?}"
     );
 }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
 use domain::Mapping;
 
 use crate::aws::Clients;
@@ -26,7 +25,7 @@ pub fn run() -> Result<()> {
 /// The whole `activity-listener` program: parse the command line, set up JSON
 /// logging, build the clients once and run the command.
 pub async fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::load();
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(

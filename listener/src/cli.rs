@@ -1,9 +1,12 @@
 //! The `activity-listener` command line. Every option can also be set from the
-//! environment variable named beside it; `--help` documents each.
+//! environment variable named beside it; a blank value counts as not given;
+//! `--help` documents each.
 
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Turns domain change events into activity records.
 ///
@@ -116,6 +119,107 @@ pub struct PublishArgs {
     pub file: PathBuf,
 }
 
+impl Cli {
+    /// The process's command line and environment, a blank value counting as not
+    /// given ([`parse_blank_as_unset`]); on an error (or `--help`), says why and exits.
+    pub fn load() -> Self {
+        parse_blank_as_unset(std::env::args_os(), std::env::vars_os()).unwrap_or_else(|e| e.exit())
+    }
+}
+
+/// Parses `args` as `C` with `env` as its environment, a blank (empty or
+/// all-whitespace) value counting as not given: an optional setting is unset, a
+/// defaulted one takes its default, a required one fails with clap's "required"
+/// error.
+///
+/// Why: a deployment that leaves a setting empty (a template parameter left blank
+/// becomes `NAME=""`) means "not set", but clap takes an empty variable or argument
+/// as a value, so an empty number would stop the listener. clap 4 has no switch for
+/// this, and `Arg::env` reads the variable when the command is built. So before
+/// parsing, an option whose variable is blank is unbound from it, and blank words
+/// leave the command line with the option they belong to. Removing the variables
+/// instead would need `unsafe` (`std::env::remove_var`); a value parser that
+/// refuses blanks would refuse, not ignore. `api::config` keeps the same rule.
+pub fn parse_blank_as_unset<C: CommandFactory + FromArgMatches>(
+    args: impl IntoIterator<Item = impl Into<OsString>>,
+    env: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<C, clap::Error> {
+    let mut cmd = unbind(C::command(), &blank_variables(env));
+    let args = drop_blank_words(&cmd, args.into_iter().map(Into::into));
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    C::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
+/// Empty or only whitespace.
+fn is_blank(value: &OsStr) -> bool {
+    value.to_str().is_some_and(|v| v.trim().is_empty())
+}
+
+/// The names in `env` whose value is blank.
+fn blank_variables(env: impl IntoIterator<Item = (OsString, OsString)>) -> HashSet<OsString> {
+    env.into_iter()
+        .filter(|(_, value)| is_blank(value))
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// `cmd`, and every subcommand, with options whose variable is `blank` unbound from it.
+fn unbind(cmd: clap::Command, blank: &HashSet<OsString>) -> clap::Command {
+    cmd.mut_args(|arg| {
+        let unset = arg.get_env().is_some_and(|name| blank.contains(name));
+        if unset {
+            arg.env(None::<&'static str>)
+        } else {
+            arg
+        }
+    })
+    .mut_subcommands(|sub| unbind(sub, blank))
+}
+
+/// `--name` of every option, in `cmd` and its subcommands, that takes a value.
+fn value_options(cmd: &clap::Command, names: &mut HashSet<String>) {
+    for arg in cmd.get_arguments() {
+        if let Some(long) = arg.get_long().filter(|_| arg.get_action().takes_values()) {
+            names.insert(format!("--{long}"));
+        }
+    }
+    for sub in cmd.get_subcommands() {
+        value_options(sub, names);
+    }
+}
+
+/// `args` without blank words: `--name ""`, `--name=` and a blank positional go;
+/// the program name and everything after `--` stay.
+fn drop_blank_words(
+    cmd: &clap::Command,
+    args: impl IntoIterator<Item = OsString>,
+) -> Vec<OsString> {
+    let mut takes_value = HashSet::new();
+    value_options(cmd, &mut takes_value);
+    let mut args = args.into_iter().peekable();
+    let mut kept: Vec<OsString> = args.next().into_iter().collect();
+    while let Some(arg) = args.next() {
+        let text = arg.to_str().unwrap_or_default();
+        if text == "--" {
+            kept.push(arg);
+            kept.extend(args);
+            break;
+        }
+        let blank_inline = text
+            .split_once('=')
+            .is_some_and(|(name, value)| takes_value.contains(name) && value.trim().is_empty());
+        if blank_inline || is_blank(&arg) {
+            continue;
+        }
+        if takes_value.contains(text) && args.peek().is_some_and(|next| is_blank(next)) {
+            args.next();
+            continue;
+        }
+        kept.push(arg);
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +228,203 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    fn os(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).into(), (*v).into()))
+            .collect()
+    }
+
+    /// Parses `args` after the program name, in an environment of `env` only as
+    /// far as blanks go (clap still reads the process's own variables).
+    fn load(args: &[&str], env: &[(&str, &str)]) -> Result<Cli, clap::Error> {
+        let argv = std::iter::once("activity-listener").chain(args.iter().copied());
+        parse_blank_as_unset(argv, os(env))
+    }
+
+    fn poll(args: &[&str]) -> crate::worker::WorkerConfig {
+        match load(args, &[]).expect("valid arguments").command {
+            Some(Command::Poll(cfg)) => cfg,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn blank_variables_are_the_empty_and_all_whitespace_ones() {
+        let env = os(&[
+            ("ACTIVITY_QUEUE_URL", " "),
+            ("ACTIVITY_WAIT_SECS", ""),
+            ("ACTIVITY_TABLE", "Activities"),
+        ]);
+        let expected: HashSet<OsString> = ["ACTIVITY_QUEUE_URL", "ACTIVITY_WAIT_SECS"]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(blank_variables(env), expected);
+    }
+
+    #[test]
+    fn options_whose_variable_is_blank_no_longer_read_it_in_any_subcommand() {
+        let blank = blank_variables(os(&[("ACTIVITY_QUEUE_URL", ""), ("ACTIVITY_TABLE", "")]));
+        let cmd = unbind(Cli::command(), &blank);
+        let mut bound = Vec::new();
+        let mut record = |c: &clap::Command| {
+            for a in c.get_arguments() {
+                if let Some(env) = a.get_env() {
+                    bound.push(env.to_string_lossy().into_owned());
+                }
+            }
+        };
+        record(&cmd);
+        for sub in cmd.get_subcommands() {
+            record(sub);
+        }
+        assert!(
+            !bound
+                .iter()
+                .any(|e| e == "ACTIVITY_QUEUE_URL" || e == "ACTIVITY_TABLE"),
+            "{bound:?}"
+        );
+        assert!(bound.iter().any(|e| e == "ACTIVITY_WAIT_SECS"), "{bound:?}");
+    }
+
+    #[test]
+    fn blank_poll_options_take_their_defaults() {
+        let cfg = poll(&[
+            "--table",
+            "",
+            "--mapping-file= ",
+            "poll",
+            "--queue-url",
+            "https://q",
+            "--concurrency",
+            "",
+            "--wait-secs",
+            " ",
+            "--visibility-secs=",
+            "--retry-delay-secs",
+            "",
+            "--store-retry-secs",
+            "",
+        ]);
+        let defaults = crate::worker::WorkerConfig::new("https://q");
+        assert_eq!(
+            (
+                cfg.concurrency,
+                cfg.wait_secs,
+                cfg.visibility_secs,
+                cfg.retry_delay_secs,
+                cfg.store_retry_secs
+            ),
+            (
+                defaults.concurrency,
+                defaults.wait_secs,
+                defaults.visibility_secs,
+                defaults.retry_delay_secs,
+                defaults.store_retry_secs
+            ),
+        );
+        let cli = load(&["--table", "", "--mapping-file", " ", "lambda"], &[]).expect("valid");
+        assert_eq!(cli.table, domain::table::DEFAULT_TABLE);
+        assert_eq!(cli.mapping_file, None);
+    }
+
+    #[test]
+    fn a_blank_queue_url_for_poll_fails_with_clap_s_required_error() {
+        for (args, env) in [
+            (&["poll", "--queue-url", ""][..], &[][..]),
+            (&["poll", "--queue-url=  "][..], &[][..]),
+            (&["poll"][..], &[("ACTIVITY_QUEUE_URL", "")][..]),
+        ] {
+            let err = load(args, env).expect_err("the queue is required");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{args:?}"
+            );
+            assert!(err.to_string().contains("--queue-url"), "{err}");
+        }
+    }
+
+    #[test]
+    fn blank_dead_letter_options_are_unset() {
+        let cli = load(
+            &[
+                "dlq",
+                "--queue-url",
+                "",
+                "--dlq-url",
+                " ",
+                "replay",
+                "--event-type",
+                "",
+                "--limit",
+                "",
+                "--rate=",
+            ],
+            &[],
+        )
+        .expect("valid arguments");
+        let Some(Command::Dlq(dlq)) = cli.command else {
+            panic!("dlq")
+        };
+        assert_eq!((dlq.queue_url, dlq.dlq_url), (None, None));
+        let DlqCommand::Replay {
+            event_type,
+            limit,
+            rate,
+            ..
+        } = dlq.command
+        else {
+            panic!("replay")
+        };
+        assert_eq!((event_type, limit, rate), (None, None, None));
+        let cli = load(&["dlq", "peek", "--limit", ""], &[]).expect("valid arguments");
+        let Some(Command::Dlq(DlqArgs {
+            command: DlqCommand::Peek { limit, .. },
+            ..
+        })) = cli.command
+        else {
+            panic!("peek")
+        };
+        assert_eq!(limit, 10);
+    }
+
+    #[test]
+    fn publish_needs_a_destination_and_a_file_that_are_not_blank() {
+        let cli = load(
+            &[
+                "publish",
+                "--topic",
+                "",
+                "--queue-url",
+                "https://q",
+                "events.ndjson",
+            ],
+            &[],
+        )
+        .expect("valid");
+        let Some(Command::Publish(p)) = cli.command else {
+            panic!("publish")
+        };
+        assert_eq!((p.topic, p.queue_url.as_deref()), (None, Some("https://q")));
+        for args in [
+            &["publish", "--topic", " ", "events.ndjson"][..],
+            &["publish", "--topic", "arn:t", ""][..],
+        ] {
+            let err = load(args, &[]).expect_err("required");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{args:?}"
+            );
+        }
+        let cli = load(&["provision", "--prefix", ""], &[]).expect("valid");
+        assert!(
+            matches!(cli.command, Some(Command::Provision { prefix, .. }) if prefix.is_empty())
+        );
     }
 
     /// The configuration page lists every variable the listener reads.

@@ -58,6 +58,7 @@ fn settings() -> api::HttpSettings {
     api::HttpSettings {
         cors_origins: vec!["https://frontend.example".into()],
         request_timeout: Duration::from_secs(10),
+        header_read_timeout: Duration::from_secs(10),
     }
 }
 

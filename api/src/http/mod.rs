@@ -1,11 +1,11 @@
 //! The HTTP surface: one module per route group, merged here with the docs, the
-//! authentication boundary and the cross-cutting layers; [`normalize_path`] runs
-//! before routing.
+//! authentication boundary and the cross-cutting layers (among them the headers
+//! that keep history out of caches); [`normalize_path`] runs before routing.
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -61,6 +61,10 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// Longest a request may take before a 503.
     pub request_timeout: Duration,
+    /// Longest a client may take to send a request's headers, and longest an
+    /// idle keep-alive connection stays open (`serve` only; Lambda has no
+    /// connections of its own): a slow or silent client cannot hold connections.
+    pub header_read_timeout: Duration,
 }
 
 /// Longest URI the API reads: far beyond any real query, short enough that a
@@ -93,6 +97,30 @@ async fn limits(
         .into_response();
     }
     next.run(req).await
+}
+
+/// Where the history routes live, once paths are lower-cased.
+const HISTORY_PREFIX: &str = "/api/v1/activityhistory";
+
+/// Headers on every answer. History holds residents' personal data, so each of
+/// its answers (errors included) says `no-store`: no browser, proxy or shared
+/// office computer keeps a copy. `nosniff` everywhere stops a browser from
+/// reading a JSON or CSV answer as HTML or script.
+async fn safety_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let history = req.uri().path().starts_with(HISTORY_PREFIX);
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if history {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// The whole router: protected history routes, open health and docs, and layers.
@@ -135,4 +163,5 @@ pub(crate) fn router(state: AppState, settings: &HttpSettings) -> Router {
         .layer(cors)
         .layer(axum::middleware::from_fn(limits))
         .layer(axum::middleware::from_fn(correlation::layer))
+        .layer(axum::middleware::from_fn(safety_headers))
 }

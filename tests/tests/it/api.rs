@@ -505,6 +505,7 @@ fn full_auth() -> api::auth::AuthConfig {
         issuer: Some("https://idp.example".into()),
         audience: Some("activity-history".into()),
         allowed_groups: vec!["housing-staff".into(), "finance-staff".into()],
+        ..Default::default()
     }
 }
 
@@ -522,6 +523,18 @@ async fn tokens_are_verified_for_real_over_http() {
     let claims = json!({"iss": "https://idp.example", "aud": "activity-history"});
     let good = sign(Algorithm::RS256, &rsa, Some("test-rsa"), claims.clone());
     let forged = sign(Algorithm::RS256, &untrusted, Some("test-rsa"), claims);
+    let no_iss = sign(
+        Algorithm::RS256,
+        &rsa,
+        Some("test-rsa"),
+        json!({"aud": "activity-history"}),
+    );
+    let no_aud = sign(
+        Algorithm::RS256,
+        &rsa,
+        Some("test-rsa"),
+        json!({"iss": "https://idp.example"}),
+    );
     let url = format!("/api/v1/activityhistory?targetId={target}");
 
     let (status, _, text) = c.send(&url, Some(&good)).await;
@@ -531,6 +544,8 @@ async fn tokens_are_verified_for_real_over_http() {
 
     for (what, token, needle) in [
         ("forged signature", Some(forged.as_str()), "signature"),
+        ("no iss claim", Some(no_iss.as_str()), "no iss claim"),
+        ("no aud claim", Some(no_aud.as_str()), "no aud claim"),
         ("no token", None, "Authorization: Bearer"),
     ] {
         let (status, headers, text) = c.send(&url, token).await;
@@ -546,4 +561,103 @@ async fn tokens_are_verified_for_real_over_http() {
         let (status, _, text) = c.send(path, None).await;
         assert_eq!(status, 200, "{path}: {text}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// A slow JWKS refresh holds up only the tokens that wait for it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// How long the identity provider takes to answer a refresh.
+const SLOW_FETCH: Duration = Duration::from_secs(5);
+
+/// A JWKS endpoint on loopback serving the test keys: the first fetch (the
+/// verifier's start) is answered at once, every later one after [`SLOW_FETCH`].
+struct SlowJwks {
+    url: String,
+    fetches: Arc<AtomicUsize>,
+    refetch_started: Arc<tokio::sync::Notify>,
+}
+
+async fn slow_jwks() -> SlowJwks {
+    let body = std::fs::read_to_string(integration_tests::fixture("jwt/jwks.json")).unwrap();
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let refetch_started = Arc::new(tokio::sync::Notify::new());
+    let (count, started) = (fetches.clone(), refetch_started.clone());
+    let handler = move || {
+        let (count, started, body) = (count.clone(), started.clone(), body.clone());
+        async move {
+            if count.fetch_add(1, Ordering::SeqCst) > 0 {
+                started.notify_one();
+                tokio::time::sleep(SLOW_FETCH).await;
+            }
+            ([(header::CONTENT_TYPE, "application/json")], body)
+        }
+    };
+    let app = axum::Router::new().route("/jwks.json", axum::routing::get(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    SlowJwks {
+        url,
+        fetches,
+        refetch_started,
+    }
+}
+
+#[tokio::test]
+async fn a_slow_jwks_refresh_does_not_hold_up_tokens_signed_with_known_keys() {
+    let t = table_only().await;
+    let target = Uuid::new_v4();
+    t.put_items(vec![old_item(target, "2024-01-01T00:00:00.0000000Z")])
+        .await;
+    let jwks = slow_jwks().await;
+    let auth = api::auth::AuthConfig {
+        jwks: Some(api::auth::JwksSource::Url(jwks.url.clone())),
+        // An unknown kid may fetch at once, so the test need not wait a minute.
+        jwks_refetch_after: Duration::ZERO,
+        ..Default::default()
+    };
+    let c = Client::socket(&t, auth).await;
+    let pem = |p: &str| std::fs::read(integration_tests::fixture(p)).unwrap();
+    let rsa = EncodingKey::from_rsa_pem(&pem("jwt/rsa-private.pem")).unwrap();
+    let other = EncodingKey::from_rsa_pem(&pem("jwt/rsa-other-private.pem")).unwrap();
+    let known = sign(Algorithm::RS256, &rsa, Some("test-rsa"), json!({}));
+    let unknown = sign(Algorithm::RS256, &other, Some("rotated"), json!({}));
+    let url = format!("/api/v1/activityhistory?targetId={target}");
+    let (status, _, text) = c.send(&url, Some(&known)).await;
+    assert_eq!(status, 200, "before any refresh: {text}");
+
+    // A token naming a key the API has not seen starts a slow fetch.
+    let waiting = c.send(&url, Some(&unknown));
+    tokio::pin!(waiting);
+    let refetching = async {
+        tokio::select! {
+            _ = &mut waiting => panic!("answered before the JWKS was fetched again"),
+            () = jwks.refetch_started.notified() => {}
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), refetching)
+        .await
+        .expect("the unknown kid never fetched the JWKS again");
+
+    // While it is in flight, a token with a known key is answered.
+    let answered = tokio::time::timeout(SLOW_FETCH / 2, c.send(&url, Some(&known)))
+        .await
+        .expect("a token with a known key waited for the JWKS fetch");
+    assert_eq!(answered.0, 200, "{}", answered.2);
+
+    // A second unknown kid waits for the fetch in flight rather than starting one.
+    let (first, second) = tokio::join!(&mut waiting, c.send(&url, Some(&unknown)));
+    for (status, _, text) in [first, second] {
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert_error(status, &body, 401, "kid");
+    }
+    assert_eq!(
+        jwks.fetches.load(Ordering::SeqCst),
+        2,
+        "one fetch at start and one refresh"
+    );
 }

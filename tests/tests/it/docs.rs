@@ -154,6 +154,7 @@ async fn lambda_entry_answers_an_api_gateway_v2_request() {
     let settings = api::HttpSettings {
         cors_origins: vec![],
         request_timeout: std::time::Duration::from_secs(10),
+        header_read_timeout: std::time::Duration::from_secs(10),
     };
     let service = api::lambda_service(s.api_state(hs256_auth()).await, &settings);
     let response = service.oneshot(request).await.unwrap();
