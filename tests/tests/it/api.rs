@@ -417,6 +417,59 @@ async fn exports_stream_one_row_per_changed_field_as_csv_or_ndjson() {
     assert_eq!(lines[0]["authorName"], "Paul Fox");
 }
 
+#[tokio::test]
+async fn a_csv_export_neutralises_formulas_and_keeps_numbers() {
+    let t = table_only().await;
+    let target = Uuid::new_v4();
+    let mut body = integration_tests::event(
+        "PersonCreatedEvent",
+        target,
+        Value::Null,
+        json!({
+            "a": "=HYPERLINK(\"http://evil.example\",\"x\")",
+            "b": "-12.5",
+            "c": -3,
+            "d": "@SUM(A1:A9)",
+            "e": "-2+3",
+        }),
+    );
+    body["user"]["name"] = json!("+Mallory");
+    let Outcome::Record(r) = transform(body.to_string().as_bytes(), &Mapping::default()).unwrap()
+    else {
+        panic!("records")
+    };
+    t.put_items(vec![item::to_item(&r[0]).unwrap()]).await;
+    let c = Client::oneshot(&t, hs256_auth()).await;
+
+    let export = format!("/api/v1/activityhistory/export?targetId={target}");
+    let (status, text) = c.text(&format!("{export}&format=csv")).await;
+    assert_eq!(status, 200, "{text}");
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let cells: Vec<(String, String, String)> = rdr
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[5].to_owned(), r[6].to_owned(), r[8].to_owned())
+        })
+        .collect();
+    let row = |path: &str, new: &str| ("'+Mallory".to_owned(), path.to_owned(), new.to_owned());
+    assert_eq!(
+        cells,
+        vec![
+            row("/a", "'=HYPERLINK(\"http://evil.example\",\"x\")"),
+            row("/b", "-12.5"),
+            row("/c", "-3"),
+            row("/d", "'@SUM(A1:A9)"),
+            row("/e", "'-2+3"),
+        ]
+    );
+    // NDJSON is data, not a spreadsheet: values are exactly as recorded.
+    let (_, ndjson) = c.text(&format!("{export}&format=ndjson")).await;
+    let first: Value = serde_json::from_str(ndjson.lines().next().unwrap()).unwrap();
+    assert_eq!(first["new"], "=HYPERLINK(\"http://evil.example\",\"x\")");
+    assert_eq!(first["authorName"], "+Mallory");
+}
+
 fn assert_error(status: u16, body: &Value, expected: u16, needle: &str) {
     assert_eq!(status, expected, "{body}");
     assert_eq!(body["status"], json!(expected));
