@@ -163,6 +163,7 @@ impl Api {
             store: unreachable_table(),
             token_key: token_key(),
             verifier: Arc::new(api::auth::Verifier::new(auth).await.unwrap()),
+            access: Default::default(),
         };
         let settings = api::HttpSettings {
             cors_origins: vec![],

@@ -1,6 +1,6 @@
 //! The read API against DynamoDB Local: the answers that depend on what the table
 //! holds. Each test gets a table of its own and no topics or queues. Most call the
-//! service with `oneshot`; the frontend's walk, the export stream and one auth case
+//! service with `oneshot`; the frontend's walk, the export and one auth case
 //! go over a real socket, so serving is proven end to end. Refusals decided before
 //! the table is asked (400, 401, 403, 414, 431) are tested without emulators in
 //! `api/tests/http.rs`.
@@ -334,7 +334,7 @@ async fn filters_order_and_single_lookup_return_the_right_rows() {
 }
 
 #[tokio::test]
-async fn exports_stream_one_row_per_changed_field_as_csv_or_ndjson() {
+async fn exports_give_one_row_per_changed_field_as_csv_or_ndjson() {
     let t = table_only().await;
     let target = Uuid::new_v4();
     seed_four(&t, target).await;
