@@ -55,6 +55,10 @@ pub async fn main() -> Result<()> {
         },
         token_key,
         verifier: Arc::new(verifier),
+        access: Arc::new(crate::access::Policy {
+            rules: crate::access::Rules::configured(config.access_file.as_deref())?,
+            ..Default::default()
+        }),
     };
     let settings = config.http();
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {

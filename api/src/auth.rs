@@ -455,6 +455,9 @@ pub async fn require(State(verifier): State<Arc<Verifier>>, req: Request, next: 
                 caller = claims.sub.as_deref().unwrap_or(""),
                 "caller authenticated"
             );
+            // The read routes take the caller's sub and groups from here.
+            let mut req = req;
+            req.extensions_mut().insert(claims);
             next.run(req).await
         }
         Err(e) => e.into_response(),

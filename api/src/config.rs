@@ -92,6 +92,11 @@ pub struct Config {
     /// keep-alive connection may stay open, before the connection is closed.
     #[arg(long, env = "ACTIVITY_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub header_timeout_secs: u64,
+    /// TOML file naming, per caller group, the target types its members may read
+    /// (docs/api.md, Access); when unset every caller reads every record, and a
+    /// warning at start says so.
+    #[arg(long, env = "ACTIVITY_ACCESS_FILE")]
+    pub access_file: Option<std::path::PathBuf>,
 
     /// What to run; the server when omitted.
     #[command(subcommand)]

@@ -5,6 +5,7 @@
 //! - [`store`]: the DynamoDB reads, each logged for support staff.
 //! - [`model`]: the JSON shapes, apart from the stored shape.
 //! - [`auth`]: bearer JWT verification (HS256, or RS256/ES256 from a JWKS).
+//! - [`access`]: who may read which target types, how much one answer holds, the access log.
 //! - [`correlation`]: the `x-correlation-id` of every request and log line.
 //! - [`error`]: the one error type and its JSON body.
 //! - [`config`]: the `activity-api` command line and environment.
@@ -17,6 +18,7 @@ use axum::Router;
 use axum::extract::Request;
 use tower::ServiceExt;
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod config;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub token_key: domain::token::TokenKey,
     /// Checks bearer tokens.
     pub verifier: Arc<auth::Verifier>,
+    /// What each caller may read, and how much one answer may hold.
+    pub access: Arc<access::Policy>,
 }
 
 /// The router, built apart from serving so tests call it without a socket.

@@ -113,6 +113,42 @@ pub struct PageJson {
     pub pagination_details: PaginationDetails,
 }
 
+/// A CSV cell a spreadsheet will not run: text starting with `=`, `+`, `-`, `@`,
+/// tab or carriage return gets a leading `'` (the OWASP rule against CSV
+/// injection), except a plain number such as `-12.5`, which stays a number.
+pub fn neutralise(cell: String) -> String {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !is_plain_number(&cell) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
+/// `[+-]digits[.digits][e[+-]digits]`, with digits on at least one side of the point.
+fn is_plain_number(s: &str) -> bool {
+    fn digits(s: &str) -> (usize, &str) {
+        let n = s.bytes().take_while(u8::is_ascii_digit).count();
+        (n, &s[n..])
+    }
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (whole, rest) = digits(s);
+    let (fraction, rest) = match rest.strip_prefix('.') {
+        Some(r) => digits(r),
+        None => (0, rest),
+    };
+    if whole + fraction == 0 {
+        return false;
+    }
+    match rest.strip_prefix(['e', 'E']) {
+        None => rest.is_empty(),
+        Some(exp) => {
+            let (n, rest) = digits(exp.strip_prefix(['+', '-']).unwrap_or(exp));
+            n > 0 && rest.is_empty()
+        }
+    }
+}
+
 /// One row of an export: one changed field of one activity.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -165,7 +201,9 @@ impl ExportRow {
         }
     }
 
-    /// The CSV cells: strings as their text, null as empty, anything else as JSON.
+    /// The CSV cells: strings as their text, null as empty, anything else as JSON;
+    /// every cell passed through [`neutralise`], since a spreadsheet would run
+    /// text from residents' records as a formula.
     pub fn csv_record(&self) -> [String; 9] {
         let cell = |v: &Value| match v {
             Value::Null => String::new(),
@@ -183,6 +221,7 @@ impl ExportRow {
             cell(&self.old),
             cell(&self.new),
         ]
+        .map(neutralise)
     }
 
     /// The CSV header row.
@@ -197,4 +236,55 @@ impl ExportRow {
         "old",
         "new",
     ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_are_neutralised() {
+        for formula in [
+            "=HYPERLINK(\"http://evil.example\",\"click\")",
+            "+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1:A9)",
+            "\t=1+1",
+            "\r=1+1",
+            "-",
+            "+",
+            "-1e",
+            "-.",
+            "-12.5.3",
+            "-0x1F",
+            "-inf",
+        ] {
+            assert_eq!(
+                neutralise(formula.into()),
+                format!("'{formula}"),
+                "{formula:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_numbers_and_ordinary_text_are_left_as_they_are() {
+        for kept in [
+            "-12.5",
+            "+44",
+            "-0",
+            "-.5",
+            "-5.",
+            "-1e6",
+            "+2.5E-3",
+            "12",
+            "Susan",
+            "",
+            "a=b",
+            "{\"a\":1}",
+            "'quoted",
+        ] {
+            assert_eq!(neutralise(kept.into()), kept, "{kept:?}");
+        }
+    }
 }

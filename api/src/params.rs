@@ -87,6 +87,8 @@ pub struct ExportQuery {
     pub target_id: Uuid,
     /// Output format.
     pub format: Format,
+    /// Where the previous part of the export stopped, as issued by this API.
+    pub token: Option<String>,
     /// Filters and order.
     pub filters: Filters,
 }
@@ -168,6 +170,13 @@ fn bound(
     })
 }
 
+/// `paginationToken`; the text `null` (a client echoing a JSON null) is no token.
+fn token(pairs: &[(String, String)]) -> Result<Option<String>, ApiError> {
+    Ok(optional(pairs, "paginationToken")?
+        .filter(|t| *t != "null")
+        .map(str::to_owned))
+}
+
 fn filters(pairs: &[(String, String)]) -> Result<Filters, ApiError> {
     let mut types = Vec::new();
     for (_, v) in pairs.iter().filter(|(k, _)| k.eq_ignore_ascii_case("type")) {
@@ -231,13 +240,10 @@ impl ListQuery {
                 }
             },
         };
-        let token = optional(&p, "paginationToken")?
-            .filter(|t| *t != "null")
-            .map(str::to_owned);
         Ok(Self {
             target_id,
             page_size,
-            token,
+            token: token(&p)?,
             filters: filters(&p)?,
         })
     }
@@ -257,6 +263,7 @@ impl ExportQuery {
         Ok(Self {
             target_id,
             format,
+            token: token(&p)?,
             filters: filters(&p)?,
         })
     }
@@ -361,5 +368,7 @@ mod tests {
             Format::Ndjson
         );
         assert!(ExportQuery::parse(Some(&format!("{T}&format=xlsx"))).is_err());
+        let continued = ExportQuery::parse(Some(&format!("{T}&paginationToken=abc"))).unwrap();
+        assert_eq!(continued.token.as_deref(), Some("abc"));
     }
 }

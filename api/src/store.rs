@@ -1,7 +1,8 @@
 //! The DynamoDB reads behind the routes. Each logs what it ran (table, index, key
 //! condition, filter, limit, direction), how many items came back, the capacity it
 //! consumed and how long it took, so support staff can explain a slow or empty
-//! answer. No item content is logged.
+//! answer. No item content is logged. What a caller may not read is left out by
+//! the query itself (docs/api.md, Access).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use domain::token::PageKey;
 use domain::{Activity, table};
 use uuid::Uuid;
 
+use crate::access::Visible;
 use crate::error::ApiError;
 use crate::params::{Filters, Order};
 
@@ -24,18 +26,45 @@ pub struct Store {
     pub table: String,
 }
 
+/// What one read covers: whose history, which part of it, and what the caller
+/// may see. The caller's [`Visible`] set is part of every query's filter, so a
+/// record the caller may not read is never returned, counted or paged over.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// Whose history.
+    pub target: Uuid,
+    /// The caller's filters and order.
+    pub filters: &'a Filters,
+    /// The target types the caller may read.
+    pub visible: &'a Visible,
+}
+
+/// One activity, with its key exactly as stored, so a page can end after it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The activity.
+    pub activity: Activity,
+    /// Where a page ending here resumes.
+    pub key: PageKey,
+}
+
 /// One page of history.
 #[derive(Debug, Clone)]
 pub struct Page {
     /// At most the page size, in the requested order.
-    pub items: Vec<Activity>,
+    pub entries: Vec<Entry>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<PageKey>,
+    /// Queries the page took, for callers that bound their own total.
+    pub requests: usize,
 }
 
 /// Requests one page may issue while a filter skips items, before it returns what
 /// it has with a token to continue: bounds the work of one call.
-const MAX_REQUESTS_PER_PAGE: usize = 20;
+pub const MAX_REQUESTS_PER_PAGE: usize = 20;
+
+/// The most items one query asks DynamoDB to evaluate (it stops at 1 MB anyway).
+const MAX_LIMIT: usize = 1000;
 
 fn classify<E: std::error::Error + Send + Sync + 'static>(e: SdkError<E>) -> ApiError {
     let text = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
@@ -47,13 +76,13 @@ fn classify<E: std::error::Error + Send + Sync + 'static>(e: SdkError<E>) -> Api
     }
 }
 
+type Item = HashMap<String, AttributeValue>;
+
 /// Decodes items, each with its key exactly as stored (old items may spell GUIDs
 /// in another case, and a resume key must match the stored bytes). Takes the
 /// items by value: decoding moves their strings instead of copying them.
-fn decode_all(items: Vec<HashMap<String, AttributeValue>>) -> Vec<(Activity, PageKey)> {
-    let raw = |i: &HashMap<String, AttributeValue>, k: &str| {
-        i.get(k).and_then(|v| v.as_s().ok()).cloned()
-    };
+fn decode_all(items: Vec<Item>) -> Vec<Entry> {
+    let raw = |i: &Item, k: &str| i.get(k).and_then(|v| v.as_s().ok()).cloned();
     items
         .into_iter()
         .filter_map(|i| {
@@ -62,7 +91,7 @@ fn decode_all(items: Vec<HashMap<String, AttributeValue>>) -> Vec<(Activity, Pag
                 created_at: raw(&i, "createdAt"),
             };
             match domain::item::from_item(i) {
-                Ok(a) => Some((a, key)),
+                Ok(activity) => Some(Entry { activity, key }),
                 Err(e) => {
                     // One unreadable item must not hide a target's whole history.
                     tracing::error!(item_id = %key.id, error = %e, "item skipped: it does not decode");
@@ -71,6 +100,149 @@ fn decode_all(items: Vec<HashMap<String, AttributeValue>>) -> Vec<(Activity, Pag
             }
         })
         .collect()
+}
+
+/// The query's filter already left out what the caller may not read; this checks
+/// again in code, so a mistake in an expression can never show a hidden record.
+fn keep_visible(entries: Vec<Entry>, visible: &Visible) -> Vec<Entry> {
+    let before = entries.len();
+    let kept: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| visible.allows(&e.activity.target_type))
+        .collect();
+    if kept.len() != before {
+        tracing::error!(
+            dropped = before - kept.len(),
+            "the query returned records outside the caller's access; they were withheld"
+        );
+    }
+    kept
+}
+
+/// A query's conditions and the placeholders they use.
+#[derive(Debug, Default)]
+struct Conditions {
+    key_condition: String,
+    filter: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Conditions {
+    fn new(key_condition: &str, name: &str, value: String) -> Self {
+        Self {
+            key_condition: key_condition.to_owned(),
+            values: HashMap::from([(name.to_owned(), AttributeValue::S(value))]),
+            ..Self::default()
+        }
+    }
+
+    /// Adds `#attribute IN (...)` over `values`, with placeholders `:{prefix}N`.
+    fn one_of<'v>(&mut self, attribute: &str, prefix: &str, values: impl Iterator<Item = &'v str>) {
+        let placeholders: Vec<String> = values
+            .enumerate()
+            .map(|(i, v)| {
+                let p = format!(":{prefix}{i}");
+                self.values
+                    .insert(p.clone(), AttributeValue::S(v.to_owned()));
+                p
+            })
+            .collect();
+        self.names
+            .insert(format!("#{attribute}"), attribute.to_owned());
+        self.filter
+            .push(format!("#{attribute} IN ({})", placeholders.join(", ")));
+    }
+
+    /// Limits the query to what the caller may read.
+    fn visible(&mut self, visible: &Visible) {
+        if let Some(types) = visible.only() {
+            self.one_of("targetType", "tt", types.iter().map(String::as_str));
+        }
+    }
+
+    /// The key condition on `createdAt` and the filters of a history read.
+    fn of(scope: &Scope<'_>) -> Self {
+        let mut c = Self::new("targetId = :t", ":t", scope.target.to_string());
+        let f = scope.filters;
+        let mut bound = |name: &str, t: domain::Timestamp| {
+            c.values
+                .insert(name.into(), AttributeValue::S(t.to_table_string()));
+        };
+        let range = match (f.from, f.to) {
+            (Some(from), Some(to)) => {
+                bound(":from", from);
+                bound(":to", to);
+                " AND createdAt BETWEEN :from AND :to"
+            }
+            (Some(from), None) => {
+                bound(":from", from);
+                " AND createdAt >= :from"
+            }
+            (None, Some(to)) => {
+                bound(":to", to);
+                " AND createdAt <= :to"
+            }
+            (None, None) => "",
+        };
+        c.key_condition.push_str(range);
+        if !f.types.is_empty() {
+            c.one_of("type", "ty", f.types.iter().map(|t| t.as_str()));
+        }
+        c.visible(scope.visible);
+        c
+    }
+
+    fn filter_expression(&self) -> Option<String> {
+        (!self.filter.is_empty()).then(|| self.filter.join(" AND "))
+    }
+
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+}
+
+/// The `ExclusiveStartKey` that resumes after `k` on the `createdAt` index.
+fn start_key(target: Uuid, k: PageKey) -> Item {
+    let mut m = HashMap::from([
+        ("targetId".to_owned(), AttributeValue::S(target.to_string())),
+        ("id".to_owned(), AttributeValue::S(k.id)),
+    ]);
+    if let Some(c) = k.created_at {
+        m.insert("createdAt".into(), AttributeValue::S(c));
+    }
+    m
+}
+
+/// Where DynamoDB stopped, as a page key.
+fn resume_key(k: Item) -> Option<PageKey> {
+    Some(PageKey {
+        id: k.get("id")?.as_s().ok()?.clone(),
+        created_at: k.get("createdAt").and_then(|v| v.as_s().ok()).cloned(),
+    })
+}
+
+/// Cuts what was read to the page: one more item than the page was read to know
+/// a next page exists, and then the page resumes after its own last item.
+fn finish(
+    mut entries: Vec<Entry>,
+    last_evaluated: Option<Item>,
+    size: usize,
+    requests: usize,
+) -> Page {
+    let next = if entries.len() > size {
+        entries.truncate(size);
+        entries.last().map(|e| e.key.clone())
+    } else {
+        // Either the end, or the request budget ran out while a filter skipped
+        // items: then resume where DynamoDB stopped.
+        last_evaluated.and_then(resume_key)
+    };
+    Page {
+        entries,
+        next,
+        requests,
+    }
 }
 
 /// What a Query asked for, as the support log records it.
@@ -121,119 +293,106 @@ impl Store {
         );
     }
 
-    /// A page of `target`'s history through the `createdAt` index.
+    /// A page of history through the `createdAt` index, within the usual budget
+    /// of requests.
     pub async fn page(
         &self,
-        target: Uuid,
-        filters: &Filters,
+        scope: &Scope<'_>,
         start: Option<PageKey>,
-        page_size: usize,
+        size: usize,
     ) -> Result<Page, ApiError> {
-        let mut key_condition = "targetId = :t".to_owned();
-        let mut values = HashMap::from([(":t".to_owned(), AttributeValue::S(target.to_string()))]);
-        match (filters.from, filters.to) {
-            (Some(f), Some(t)) => {
-                key_condition.push_str(" AND createdAt BETWEEN :from AND :to");
-                values.insert(":from".into(), AttributeValue::S(f.to_table_string()));
-                values.insert(":to".into(), AttributeValue::S(t.to_table_string()));
-            }
-            (Some(f), None) => {
-                key_condition.push_str(" AND createdAt >= :from");
-                values.insert(":from".into(), AttributeValue::S(f.to_table_string()));
-            }
-            (None, Some(t)) => {
-                key_condition.push_str(" AND createdAt <= :to");
-                values.insert(":to".into(), AttributeValue::S(t.to_table_string()));
-            }
-            (None, None) => {}
-        }
-        let filter = (!filters.types.is_empty()).then(|| {
-            let names: Vec<String> = (0..filters.types.len())
-                .map(|i| format!(":ty{i}"))
-                .collect();
-            for (n, t) in names.iter().zip(&filters.types) {
-                values.insert(n.clone(), AttributeValue::S(t.as_str().to_owned()));
-            }
-            format!("#type IN ({})", names.join(", "))
-        });
+        self.read(scope, start, size, MAX_REQUESTS_PER_PAGE).await
+    }
+
+    /// A page of history in at most `max_requests` queries (at least one). While
+    /// a filter skips items the query continues, so a page stays full; once items
+    /// were skipped each query also evaluates as many more as were skipped, so rare
+    /// matches are found in few requests.
+    pub async fn read(
+        &self,
+        scope: &Scope<'_>,
+        start: Option<PageKey>,
+        size: usize,
+        max_requests: usize,
+    ) -> Result<Page, ApiError> {
+        let c = Conditions::of(scope);
         // One more than the page, to know whether a next page exists without
         // handing out a token that leads to an empty page.
-        let want = page_size + 1;
-        let mut exclusive = start.map(|k| {
-            let mut m = HashMap::from([
-                ("targetId".to_owned(), AttributeValue::S(target.to_string())),
-                ("id".to_owned(), AttributeValue::S(k.id)),
-            ]);
-            if let Some(c) = k.created_at {
-                m.insert("createdAt".into(), AttributeValue::S(c));
-            }
-            m
-        });
-        let mut items: Vec<(Activity, PageKey)> = Vec::new();
+        let want = size + 1;
+        let mut exclusive = start.map(|k| start_key(scope.target, k));
+        let (mut entries, mut skipped, mut requests) = (Vec::new(), 0, 0);
         let mut last_evaluated = None;
-        for request in 1..=MAX_REQUESTS_PER_PAGE {
-            let started = Instant::now();
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(table::BY_CREATED_AT)
-                .key_condition_expression(&key_condition)
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(filters.order == Order::Asc)
-                .limit((want - items.len()).max(1) as i32)
-                .set_exclusive_start_key(exclusive.clone())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            if let Some(f) = &filter {
-                q = q
-                    .filter_expression(f)
-                    .expression_attribute_names("#type", "type");
-            }
-            let mut out = q.send().await.map_err(classify)?;
-            self.log_query(
-                &QueryLog {
-                    index: table::BY_CREATED_AT,
-                    key_condition: &key_condition,
-                    filter: filter.as_deref().unwrap_or(""),
-                    limit: (want - items.len()).max(1),
-                    direction: if filters.order == Order::Asc {
-                        "asc"
-                    } else {
-                        "desc"
-                    },
-                    request,
-                },
-                &out,
-                started,
-            );
+        while requests < max_requests.max(1) {
+            requests += 1;
+            let limit = (want.saturating_sub(entries.len()) + skipped).min(MAX_LIMIT);
+            let mut out = self
+                .query_history(&c, scope.filters.order, limit, exclusive.take(), requests)
+                .await?;
+            skipped += usize::try_from(out.scanned_count() - out.count()).unwrap_or(0);
             last_evaluated = out.last_evaluated_key.take();
-            items.extend(decode_all(out.items.take().unwrap_or_default()));
-            if items.len() >= want || last_evaluated.is_none() {
+            let read = decode_all(out.items.take().unwrap_or_default());
+            entries.extend(keep_visible(read, scope.visible));
+            if entries.len() >= want || last_evaluated.is_none() {
                 break;
             }
             exclusive = last_evaluated.clone();
         }
-        let next = if items.len() > page_size {
-            items.truncate(page_size);
-            items.last().map(|(_, k)| k.clone())
-        } else {
-            // Either the end, or the request budget ran out while a filter skipped
-            // items: then resume where DynamoDB stopped.
-            last_evaluated.and_then(|k| {
-                Some(PageKey {
-                    id: k.get("id")?.as_s().ok()?.clone(),
-                    created_at: k.get("createdAt").and_then(|v| v.as_s().ok()).cloned(),
-                })
-            })
-        };
-        Ok(Page {
-            items: items.into_iter().map(|(a, _)| a).collect(),
-            next,
-        })
+        Ok(finish(entries, last_evaluated, size, requests))
     }
 
-    /// Whether the target has any activity at all (one key-only read).
-    pub async fn has_any(&self, target: Uuid) -> Result<bool, ApiError> {
+    /// One query of a history read, logged.
+    async fn query_history(
+        &self,
+        c: &Conditions,
+        order: Order,
+        limit: usize,
+        start: Option<Item>,
+        request: usize,
+    ) -> Result<aws_sdk_dynamodb::operation::query::QueryOutput, ApiError> {
+        let started = Instant::now();
+        let filter = c.filter_expression();
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(table::BY_CREATED_AT)
+            .key_condition_expression(&c.key_condition)
+            .set_filter_expression(filter.clone())
+            .set_expression_attribute_names(c.names())
+            .set_expression_attribute_values(Some(c.values.clone()))
+            .scan_index_forward(order == Order::Asc)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(classify)?;
+        let direction = if order == Order::Asc { "asc" } else { "desc" };
+        let q = QueryLog {
+            index: table::BY_CREATED_AT,
+            key_condition: &c.key_condition,
+            filter: filter.as_deref().unwrap_or(""),
+            limit,
+            direction,
+            request,
+        };
+        self.log_query(&q, &out, started);
+        Ok(out)
+    }
+
+    /// Whether the target has any activity the caller may read.
+    pub async fn has_any(&self, target: Uuid, visible: &Visible) -> Result<bool, ApiError> {
+        if visible.only().is_some() {
+            // Hidden records may come first: page past them as a read would.
+            let filters = Filters::default();
+            let scope = Scope {
+                target,
+                filters: &filters,
+                visible,
+            };
+            return Ok(!self.page(&scope, None, 1).await?.entries.is_empty());
+        }
+        // Everything is visible: one key-only read answers.
         let started = Instant::now();
         let out = self
             .client
@@ -258,34 +417,36 @@ impl Store {
         Ok(!out.items().is_empty())
     }
 
-    /// One activity by its id, through the `ActivityById` index.
-    pub async fn by_id(&self, id: Uuid) -> Result<Option<Activity>, ApiError> {
+    /// One activity by its id, through the `ActivityById` index, when the caller
+    /// may read it.
+    pub async fn by_id(&self, id: Uuid, visible: &Visible) -> Result<Option<Activity>, ApiError> {
+        let mut c = Conditions::new("id = :i", ":i", id.to_string());
+        c.visible(visible);
+        let filter = c.filter_expression();
         let started = Instant::now();
         let out = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(table::BY_ID)
-            .key_condition_expression("id = :i")
-            .expression_attribute_values(":i", AttributeValue::S(id.to_string()))
+            .key_condition_expression(&c.key_condition)
+            .set_filter_expression(filter.clone())
+            .set_expression_attribute_names(c.names())
+            .set_expression_attribute_values(Some(c.values.clone()))
             .limit(1)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(classify)?;
-        self.log_query(
-            &QueryLog {
-                index: table::BY_ID,
-                key_condition: "id = :i",
-                ..QueryLog::default()
-            },
-            &out,
-            started,
-        );
-        Ok(decode_all(out.items.unwrap_or_default())
-            .into_iter()
-            .next()
-            .map(|(a, _)| a))
+        let q = QueryLog {
+            index: table::BY_ID,
+            key_condition: &c.key_condition,
+            filter: filter.as_deref().unwrap_or(""),
+            ..QueryLog::default()
+        };
+        self.log_query(&q, &out, started);
+        let entries = keep_visible(decode_all(out.items.unwrap_or_default()), visible);
+        Ok(entries.into_iter().next().map(|e| e.activity))
     }
 
     /// Checks the table answers (health check).

@@ -174,6 +174,7 @@ async fn state(auth: AuthConfig) -> api::AppState {
         store: unreachable_table(),
         token_key: token_key(),
         verifier: Arc::new(api::auth::Verifier::new(auth).await.unwrap()),
+        access: Default::default(),
     }
 }
 

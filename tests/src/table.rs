@@ -72,12 +72,20 @@ impl TableOnly {
             },
             token_key: domain::token::TokenKey::new(TOKEN_KEY.as_bytes().to_vec()).expect("key"),
             verifier: std::sync::Arc::new(api::auth::Verifier::new(auth).await.expect("verifier")),
+            access: Default::default(),
         }
     }
 
     /// The service `api::serve` would serve, to call with `oneshot`.
     pub async fn app(&self, auth: api::auth::AuthConfig) -> App {
         BoxCloneService::new(api::app(self.api_state(auth).await, &settings()))
+    }
+
+    /// The service with access rules and limits of the test's own.
+    pub async fn app_with(&self, auth: api::auth::AuthConfig, access: api::access::Policy) -> App {
+        let mut state = self.api_state(auth).await;
+        state.access = std::sync::Arc::new(access);
+        BoxCloneService::new(api::app(state, &settings()))
     }
 
     /// Serves the API over real HTTP on a free loopback port, for the few tests

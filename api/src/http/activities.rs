@@ -1,5 +1,6 @@
 //! `/api/v1/activityhistory`: a target's history in pages (docs/contracts.md §4), one
-//! activity by id, and the analysts' export.
+//! activity by id, and the analysts' export. Each route reads only what the
+//! caller may see, bounds what one answer holds, and writes one access-log line.
 
 use axum::Json;
 use axum::Router;
@@ -8,16 +9,17 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bytes::Bytes;
-use domain::token::{self, PageKey};
-use futures::StreamExt;
+use domain::token::{self, PageKey, TokenError};
+use serde::Serialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::access::{AccessLog, Caller, Limits, Route, Visible};
 use crate::error::{ApiError, ErrorBody};
 use crate::model::{ActivityJson, ExportRow, PageJson, PaginationDetails};
-use crate::params::{ExportQuery, Format, ListQuery};
+use crate::params::{ExportQuery, Filters, Format, ListQuery};
+use crate::store::{Entry, Scope, Store};
 
 /// The routes of this module (all behind authentication).
 pub(crate) fn router() -> Router<AppState> {
@@ -92,10 +94,17 @@ pub(crate) struct ExportParams {
     /// `desc` (default) or `asc`.
     #[param(inline)]
     order: Option<OrderParam>,
+    /// The token in the previous response's `Link: <...>; rel="next"`, to continue
+    /// an export that stopped at its size limit.
+    paginationToken: Option<String>,
 }
 
-/// The absolute URL of the next page: this request's URL with the new token.
-fn next_url(headers: &HeaderMap, raw: Option<&str>, token: &str) -> String {
+const LIST_PATH: &str = "/api/v1/activityhistory";
+const EXPORT_PATH: &str = "/api/v1/activityhistory/export";
+
+/// The absolute URL of the next page or part: this request's URL at `path` with
+/// the new token.
+fn next_url(headers: &HeaderMap, raw: Option<&str>, path: &str, token: &str) -> String {
     let host = headers
         .get("x-forwarded-host")
         .or_else(|| headers.get(header::HOST))
@@ -113,7 +122,115 @@ fn next_url(headers: &HeaderMap, raw: Option<&str>, token: &str) -> String {
         }
     }
     q.append_pair("paginationToken", token);
-    format!("{proto}://{host}/api/v1/activityhistory?{}", q.finish())
+    format!("{proto}://{host}{path}?{}", q.finish())
+}
+
+/// Adds `Link: <url>; rel="next"` for clients that follow links.
+fn with_next_link(mut response: Response, url: Option<&str>) -> Response {
+    if let Some(link) =
+        url.and_then(|u| HeaderValue::from_str(&format!("<{u}>; rel=\"next\"")).ok())
+    {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
+/// What a page token is bound to besides the target: the route, the filters and
+/// what the caller may see, so a token never resumes a different read.
+fn binding(route: Route, filters: &Filters, visible: &Visible) -> String {
+    let prefix = if route == Route::Export {
+        "export;"
+    } else {
+        ""
+    };
+    format!("{prefix}{}{}", filters.fingerprint(), visible.binding())
+}
+
+/// Checks a caller's page token against the read it is presented with.
+fn resume(state: &AppState, target: Uuid, bound: &str, t: &str) -> Result<PageKey, ApiError> {
+    token::decode(&state.token_key, target, bound, t).map_err(|e| {
+        ApiError::BadRequest(match e {
+            TokenError::ForeignQuery => "paginationToken was issued for different filters (type, from, to or order), for another route or to a caller with other access; start again without it".into(),
+            other => other.to_string(),
+        })
+    })
+}
+
+/// Whether an empty first answer is a 404: the contract's 404 means "this target
+/// has no history" (docs/contracts.md §4), and records the caller may not read
+/// are no history to it. A filter that matches nothing on a target that has
+/// history is an empty answer instead.
+async fn no_history(store: &Store, scope: &Scope<'_>) -> Result<bool, ApiError> {
+    let f = scope.filters;
+    let unfiltered = f.types.is_empty() && f.from.is_none() && f.to.is_none();
+    Ok(unfiltered || !store.has_any(scope.target, scope.visible).await?)
+}
+
+fn not_found(target: Uuid) -> ApiError {
+    ApiError::NotFound(format!("no activities found for target {target}"))
+}
+
+/// Writes the access-log line with the status actually answered.
+fn answer(result: Result<Response, ApiError>, log: &mut AccessLog) -> Response {
+    let response = result.unwrap_or_else(IntoResponse::into_response);
+    log.write(response.status().as_u16());
+    response
+}
+
+/// Counts the bytes a value encodes to, without keeping them.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn encoded_len<T: Serialize>(value: &T) -> usize {
+    let mut c = Counter(0);
+    // Writing to a counter cannot fail, and these types always serialise.
+    let _ = serde_json::to_writer(&mut c, value);
+    c.0
+}
+
+/// Room a next token takes in a page; real ones are about 150 characters.
+const TOKEN_ROOM: usize = 512;
+
+/// Bytes of a page other than its results: the envelope with the longest
+/// `paginationDetails` this request can get.
+fn envelope_len(headers: &HeaderMap, raw: Option<&str>) -> usize {
+    let token = "x".repeat(TOKEN_ROOM);
+    let url = next_url(headers, raw, LIST_PATH, &token);
+    encoded_len(&PageJson {
+        results: Vec::new(),
+        pagination_details: PaginationDetails {
+            next_token: Some(token),
+            next_url: Some(url),
+        },
+    })
+}
+
+/// Keeps the activities whose encoded JSON fits in `budget` bytes, and always the
+/// first, so every page moves on. Returns them and, when some were left out, the
+/// key to resume after the last one kept.
+fn fit(entries: Vec<Entry>, budget: usize) -> (Vec<ActivityJson>, Option<PageKey>) {
+    let mut results = Vec::with_capacity(entries.len());
+    let (mut used, mut last) = (0, None);
+    for e in entries {
+        let json = ActivityJson::from_activity(e.activity);
+        let size = encoded_len(&json) + 1; // and the comma before the next
+        if !results.is_empty() && used + size > budget {
+            return (results, last);
+        }
+        used += size;
+        last = Some(e.key);
+        results.push(json);
+    }
+    (results, None)
 }
 
 /// A target's history, a page at a time.
@@ -125,8 +242,8 @@ fn next_url(headers: &HeaderMap, raw: Option<&str>, token: &str) -> String {
         (status = 200, description = "A page of history; `Link: <next>; rel=\"next\"` when more exist", body = PageJson),
         (status = 400, description = "A parameter or the token is invalid; the message says which", body = ErrorBody),
         (status = 401, description = "No, or an invalid, bearer token", body = ErrorBody),
-        (status = 403, description = "The caller is not in an allowed group", body = ErrorBody),
-        (status = 404, description = "The target has no activities", body = ErrorBody),
+        (status = 403, description = "The caller is not in an allowed group, or its groups give access to no records", body = ErrorBody),
+        (status = 404, description = "The target has no activities the caller may read", body = ErrorBody),
         (status = 503, description = "The activity store is unavailable", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -134,59 +251,74 @@ fn next_url(headers: &HeaderMap, raw: Option<&str>, token: &str) -> String {
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
+) -> Response {
+    let mut log = AccessLog::new(&caller, Route::List);
+    let result = list_page(&state, &caller, &headers, raw.as_deref(), &mut log).await;
+    answer(result, &mut log)
+}
+
+async fn list_page(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    log: &mut AccessLog,
 ) -> Result<Response, ApiError> {
-    let q = ListQuery::parse(raw.as_deref())?;
-    let fingerprint = q.filters.fingerprint();
+    let q = ListQuery::parse(raw)?;
+    (log.target_id, log.filters) = (Some(q.target_id), q.filters.fingerprint());
+    log.continued = q.token.is_some();
+    let visible = caller.visible()?;
+    let bound = binding(Route::List, &q.filters, visible);
     let start = match &q.token {
         None => None,
-        Some(t) => Some(
-            token::decode(&state.token_key, q.target_id, &fingerprint, t)
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?,
-        ),
+        Some(t) => Some(resume(state, q.target_id, &bound, t)?),
+    };
+    let scope = Scope {
+        target: q.target_id,
+        filters: &q.filters,
+        visible,
     };
     let first_page = start.is_none();
     let page = state
         .store
-        .page(q.target_id, &q.filters, start, q.page_size as usize)
+        .page(&scope, start, q.page_size as usize)
         .await?;
-    if page.items.is_empty() && first_page && page.next.is_none() {
-        let unfiltered =
-            q.filters.types.is_empty() && q.filters.from.is_none() && q.filters.to.is_none();
-        // The contract's 404 means "this target has no history"; a filter that
-        // matches nothing on a target that has history is an empty page.
-        if unfiltered || !state.store.has_any(q.target_id).await? {
-            return Err(ApiError::NotFound(format!(
-                "no activities found for target {}",
-                q.target_id
-            )));
-        }
+    if page.entries.is_empty()
+        && first_page
+        && page.next.is_none()
+        && no_history(&state.store, &scope).await?
+    {
+        return Err(not_found(q.target_id));
     }
-    let next_token = page
-        .next
-        .map(|k: PageKey| token::encode(&state.token_key, q.target_id, &fingerprint, &k));
+    // A page of large records could pass Lambda's response limit: stop at the
+    // byte budget and hand back a token for the rest.
+    let budget = state
+        .access
+        .limits
+        .page_bytes
+        .saturating_sub(envelope_len(headers, raw));
+    let (results, cut) = fit(page.entries, budget);
+    log.records = results.len();
+    let next_token = cut
+        .or(page.next)
+        .map(|k| token::encode(&state.token_key, q.target_id, &bound, &k));
     let next_url = next_token
         .as_deref()
-        .map(|t| next_url(&headers, raw.as_deref(), t));
+        .map(|t| next_url(headers, raw, LIST_PATH, t));
     let body = PageJson {
-        results: page
-            .items
-            .into_iter()
-            .map(ActivityJson::from_activity)
-            .collect(),
+        results,
         pagination_details: PaginationDetails {
             next_token,
             next_url: next_url.clone(),
         },
     };
-    let mut response = Json(body).into_response();
-    if let Some(link) =
-        next_url.and_then(|u| HeaderValue::from_str(&format!("<{u}>; rel=\"next\"")).ok())
-    {
-        response.headers_mut().insert(header::LINK, link);
-    }
-    Ok(response)
+    Ok(with_next_link(
+        Json(body).into_response(),
+        next_url.as_deref(),
+    ))
 }
 
 /// One activity by its id.
@@ -198,8 +330,8 @@ pub(crate) async fn list(
         (status = 200, description = "The activity", body = ActivityJson),
         (status = 400, description = "The id is not a GUID", body = ErrorBody),
         (status = 401, description = "No, or an invalid, bearer token", body = ErrorBody),
-        (status = 403, description = "The caller is not in an allowed group", body = ErrorBody),
-        (status = 404, description = "No activity has this id", body = ErrorBody),
+        (status = 403, description = "The caller is not in an allowed group, or its groups give access to no records", body = ErrorBody),
+        (status = 404, description = "No activity the caller may read has this id", body = ErrorBody),
         (status = 503, description = "The activity store is unavailable", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -207,57 +339,152 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn by_id(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
+) -> Response {
+    let mut log = AccessLog::new(&caller, Route::Lookup);
+    let result = lookup(&state, &caller, &id, &mut log).await;
+    answer(result.map(IntoResponse::into_response), &mut log)
+}
+
+async fn lookup(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    log: &mut AccessLog,
 ) -> Result<Json<ActivityJson>, ApiError> {
-    let id = domain::event::parse_guid(&id).ok_or_else(|| {
+    let id = domain::event::parse_guid(id).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "`{}` is not an activity id (a GUID)",
             id.chars().take(64).collect::<String>()
         ))
     })?;
-    match state.store.by_id(id).await? {
-        Some(a) => Ok(Json(ActivityJson::from_activity(a))),
+    log.activity_id = Some(id);
+    let visible = caller.visible()?;
+    // A record the caller may not read answers exactly as one that does not exist.
+    match state.store.by_id(id, visible).await? {
+        Some(a) => {
+            (log.target_id, log.records) = (Some(a.target_id), 1);
+            Ok(Json(ActivityJson::from_activity(a)))
+        }
         None => Err(ApiError::NotFound(format!("no activity has id {id}"))),
     }
 }
 
-/// Items fetched per request while exporting.
-const EXPORT_PAGE: usize = 100;
+/// Items read per query while exporting.
+const EXPORT_PAGE: usize = 500;
+/// Queries one export response may issue: enough to fill the row limit with
+/// ordinary records, and a bound on the work of one response when filters skip
+/// most of a long history.
+const EXPORT_MAX_REQUESTS: usize = 50;
 
-fn encode_rows(format: Format, activities: &[domain::Activity]) -> Result<Bytes, std::io::Error> {
-    let rows = activities.iter().flat_map(ExportRow::rows);
+fn encode_rows(format: Format, rows: &[ExportRow]) -> Result<Vec<u8>, ApiError> {
+    let failed = |e: String| ApiError::Unexpected(anyhow::anyhow!("encoding export rows: {e}"));
     match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
             for r in rows {
-                w.write_record(r.csv_record())?;
+                w.write_record(r.csv_record())
+                    .map_err(|e| failed(e.to_string()))?;
             }
-            w.into_inner()
-                .map(Bytes::from)
-                .map_err(|e| std::io::Error::other(e.to_string()))
+            w.into_inner().map_err(|e| failed(e.to_string()))
         }
         Format::Ndjson => {
             let mut out = Vec::new();
             for r in rows {
-                serde_json::to_writer(&mut out, &r)?;
+                serde_json::to_writer(&mut out, r).map_err(|e| failed(e.to_string()))?;
                 out.push(b'\n');
             }
-            Ok(Bytes::from(out))
+            Ok(out)
         }
     }
 }
 
-/// A target's history as one row per changed field, streamed (for Qlik and spreadsheets).
+/// One export response, built up to its limits.
+struct Part {
+    body: Vec<u8>,
+    records: usize,
+    rows: usize,
+    /// Where the last activity taken ends.
+    last: Option<PageKey>,
+}
+
+impl Part {
+    /// An empty part: for CSV, its header row, so every part is a whole file.
+    fn new(format: Format) -> Result<Self, ApiError> {
+        let mut body = Vec::new();
+        if format == Format::Csv {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(ExportRow::CSV_HEADER)
+                .map_err(|e| ApiError::Unexpected(e.into()))?;
+            body = w
+                .into_inner()
+                .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e.to_string())))?;
+        }
+        Ok(Self {
+            body,
+            records: 0,
+            rows: 0,
+            last: None,
+        })
+    }
+
+    /// Takes an activity's rows unless they would pass a limit; an activity is
+    /// never split, and the first is always taken so every part moves on.
+    fn take(&mut self, format: Format, e: Entry, limits: &Limits) -> Result<bool, ApiError> {
+        let rows = ExportRow::rows(&e.activity);
+        let encoded = encode_rows(format, &rows)?;
+        let over = self.rows + rows.len() > limits.export_rows
+            || self.body.len() + encoded.len() > limits.export_bytes;
+        if over && self.records > 0 {
+            return Ok(false);
+        }
+        self.body.extend_from_slice(&encoded);
+        (self.records, self.rows) = (self.records + 1, self.rows + rows.len());
+        self.last = Some(e.key);
+        Ok(true)
+    }
+}
+
+/// Reads from `start` until the export's limits, the end of the history or the
+/// request budget; returns the part and where the next one starts.
+async fn read_part(
+    state: &AppState,
+    scope: &Scope<'_>,
+    format: Format,
+    mut start: Option<PageKey>,
+) -> Result<(Part, Option<PageKey>), ApiError> {
+    let mut part = Part::new(format)?;
+    let mut requests = 0;
+    loop {
+        let left = EXPORT_MAX_REQUESTS - requests;
+        let page = state.store.read(scope, start, EXPORT_PAGE, left).await?;
+        requests += page.requests;
+        for e in page.entries {
+            if !part.take(format, e, &state.access.limits)? {
+                let next = part.last.clone();
+                return Ok((part, next));
+            }
+        }
+        match page.next {
+            Some(k) if requests < EXPORT_MAX_REQUESTS => start = Some(k),
+            next => return Ok((part, next)),
+        }
+    }
+}
+
+/// A target's history as one row per changed field (for Qlik and spreadsheets),
+/// in parts of bounded size, each continued by its `Link: rel="next"`.
 #[utoipa::path(
     get,
     path = "/api/v1/activityhistory/export",
     params(ExportParams),
     responses(
-        (status = 200, description = "CSV with a header row, or NDJSON; one row per changed field", content_type = "text/csv", body = String),
-        (status = 400, description = "A parameter is invalid", body = ErrorBody),
+        (status = 200, description = "CSV with a header row, or NDJSON; one row per changed field; `Link: <next>; rel=\"next\"` when the export continues", content_type = "text/csv", body = String),
+        (status = 400, description = "A parameter or the token is invalid", body = ErrorBody),
         (status = 401, description = "No, or an invalid, bearer token", body = ErrorBody),
-        (status = 403, description = "The caller is not in an allowed group", body = ErrorBody),
-        (status = 404, description = "The target has no activities", body = ErrorBody),
+        (status = 403, description = "The caller is not in an allowed group, or its groups give access to no records", body = ErrorBody),
+        (status = 404, description = "The target has no activities the caller may read", body = ErrorBody),
         (status = 503, description = "The activity store is unavailable", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -265,72 +492,64 @@ fn encode_rows(format: Format, activities: &[domain::Activity]) -> Result<Bytes,
 )]
 pub(crate) async fn export(
     State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
+) -> Response {
+    let mut log = AccessLog::new(&caller, Route::Export);
+    let result = export_part(&state, &caller, &headers, raw.as_deref(), &mut log).await;
+    answer(result, &mut log)
+}
+
+async fn export_part(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    log: &mut AccessLog,
 ) -> Result<Response, ApiError> {
-    let q = ExportQuery::parse(raw.as_deref())?;
-    // The first page is read before answering, so a missing target is a real 404
-    // and a store failure a real 503, not a broken stream.
-    let first = state
-        .store
-        .page(q.target_id, &q.filters, None, EXPORT_PAGE)
-        .await?;
-    if first.items.is_empty() && first.next.is_none() && !state.store.has_any(q.target_id).await? {
-        return Err(ApiError::NotFound(format!(
-            "no activities found for target {}",
-            q.target_id
-        )));
-    }
-    let header_chunk = match q.format {
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(ExportRow::CSV_HEADER)
-                .map_err(|e| ApiError::Unexpected(e.into()))?;
-            Some(Bytes::from(w.into_inner().map_err(|e| {
-                ApiError::Unexpected(anyhow::anyhow!(e.to_string()))
-            })?))
-        }
-        Format::Ndjson => None,
+    let q = ExportQuery::parse(raw)?;
+    (log.target_id, log.filters) = (Some(q.target_id), q.filters.fingerprint());
+    log.continued = q.token.is_some();
+    let visible = caller.visible()?;
+    let bound = binding(Route::Export, &q.filters, visible);
+    let start = match &q.token {
+        None => None,
+        Some(t) => Some(resume(state, q.target_id, &bound, t)?),
     };
-    let format = q.format;
-    let pages = futures::stream::unfold(Some((first.items, first.next)), move |state_page| {
-        let store = state.store.clone();
-        let filters = q.filters.clone();
-        async move {
-            let (items, next) = state_page?;
-            let chunk = encode_rows(format, &items);
-            let following = match next {
-                None => None,
-                Some(k) => match store
-                    .page(q.target_id, &filters, Some(k), EXPORT_PAGE)
-                    .await
-                {
-                    Ok(p) => Some((p.items, p.next)),
-                    Err(e) => {
-                        tracing::error!(error = %e, "export stopped: the next page could not be read");
-                        return Some((Err(std::io::Error::other("export interrupted")), None));
-                    }
-                },
-            };
-            Some((chunk, following))
-        }
+    let scope = Scope {
+        target: q.target_id,
+        filters: &q.filters,
+        visible,
+    };
+    let first_part = start.is_none();
+    // The whole part is read before answering (it is bounded), so a missing
+    // target is a real 404 and a store failure a real 503, not a broken file.
+    let (part, next) = read_part(state, &scope, q.format, start).await?;
+    if part.records == 0 && first_part && next.is_none() && no_history(&state.store, &scope).await?
+    {
+        return Err(not_found(q.target_id));
+    }
+    (log.records, log.rows) = (part.records, part.rows);
+    let next_url = next.map(|k| {
+        let t = token::encode(&state.token_key, q.target_id, &bound, &k);
+        next_url(headers, raw, EXPORT_PATH, &t)
     });
-    let body = futures::stream::iter(header_chunk.map(Ok)).chain(pages);
-    let (content_type, ext) = match format {
+    let (content_type, ext) = match q.format {
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::Ndjson => ("application/x-ndjson", "ndjson"),
     };
-    Ok((
+    let disposition = format!(
+        "attachment; filename=\"activity-history-{}.{ext}\"",
+        q.target_id
+    );
+    let response = (
         [
             (header::CONTENT_TYPE, content_type.to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"activity-history-{}.{ext}\"",
-                    q.target_id
-                ),
-            ),
+            (header::CONTENT_DISPOSITION, disposition),
         ],
-        Body::from_stream(body),
+        Body::from(part.body),
     )
-        .into_response())
+        .into_response();
+    Ok(with_next_link(response, next_url.as_deref()))
 }

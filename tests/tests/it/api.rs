@@ -1,6 +1,6 @@
 //! The read API against DynamoDB Local: the answers that depend on what the table
 //! holds. Each test gets a table of its own and no topics or queues. Most call the
-//! service with `oneshot`; the frontend's walk, the export stream and one auth case
+//! service with `oneshot`; the frontend's walk, the export and one auth case
 //! go over a real socket, so serving is proven end to end. Refusals decided before
 //! the table is asked (400, 401, 403, 414, 431) are tested without emulators in
 //! `api/tests/http.rs`.
@@ -334,7 +334,7 @@ async fn filters_order_and_single_lookup_return_the_right_rows() {
 }
 
 #[tokio::test]
-async fn exports_stream_one_row_per_changed_field_as_csv_or_ndjson() {
+async fn exports_give_one_row_per_changed_field_as_csv_or_ndjson() {
     let t = table_only().await;
     let target = Uuid::new_v4();
     seed_four(&t, target).await;
@@ -415,6 +415,59 @@ async fn exports_stream_one_row_per_changed_field_as_csv_or_ndjson() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["new"], json!(100));
     assert_eq!(lines[0]["authorName"], "Paul Fox");
+}
+
+#[tokio::test]
+async fn a_csv_export_neutralises_formulas_and_keeps_numbers() {
+    let t = table_only().await;
+    let target = Uuid::new_v4();
+    let mut body = integration_tests::event(
+        "PersonCreatedEvent",
+        target,
+        Value::Null,
+        json!({
+            "a": "=HYPERLINK(\"http://evil.example\",\"x\")",
+            "b": "-12.5",
+            "c": -3,
+            "d": "@SUM(A1:A9)",
+            "e": "-2+3",
+        }),
+    );
+    body["user"]["name"] = json!("+Mallory");
+    let Outcome::Record(r) = transform(body.to_string().as_bytes(), &Mapping::default()).unwrap()
+    else {
+        panic!("records")
+    };
+    t.put_items(vec![item::to_item(&r[0]).unwrap()]).await;
+    let c = Client::oneshot(&t, hs256_auth()).await;
+
+    let export = format!("/api/v1/activityhistory/export?targetId={target}");
+    let (status, text) = c.text(&format!("{export}&format=csv")).await;
+    assert_eq!(status, 200, "{text}");
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let cells: Vec<(String, String, String)> = rdr
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[5].to_owned(), r[6].to_owned(), r[8].to_owned())
+        })
+        .collect();
+    let row = |path: &str, new: &str| ("'+Mallory".to_owned(), path.to_owned(), new.to_owned());
+    assert_eq!(
+        cells,
+        vec![
+            row("/a", "'=HYPERLINK(\"http://evil.example\",\"x\")"),
+            row("/b", "-12.5"),
+            row("/c", "-3"),
+            row("/d", "'@SUM(A1:A9)"),
+            row("/e", "'-2+3"),
+        ]
+    );
+    // NDJSON is data, not a spreadsheet: values are exactly as recorded.
+    let (_, ndjson) = c.text(&format!("{export}&format=ndjson")).await;
+    let first: Value = serde_json::from_str(ndjson.lines().next().unwrap()).unwrap();
+    assert_eq!(first["new"], "=HYPERLINK(\"http://evil.example\",\"x\")");
+    assert_eq!(first["authorName"], "+Mallory");
 }
 
 fn assert_error(status: u16, body: &Value, expected: u16, needle: &str) {

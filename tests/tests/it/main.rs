@@ -6,6 +6,7 @@
 /// The listener program, built by this package for its tests.
 const LISTENER: &str = env!("CARGO_BIN_EXE_it-listener");
 
+mod access;
 mod api;
 mod append_only;
 mod crash;
