@@ -1,11 +1,15 @@
 //! Opaque page tokens for keyset pagination.
 //!
 //! A token carries the last key a page ended on (`id`, `createdAt`), the target it
-//! was issued for and a fingerprint of the query's filters, authenticated with an
-//! HMAC-SHA256 key held by the API. A caller can neither forge a key (defect of the
-//! old service: the raw base64 DynamoDB key was accepted back) nor carry a token
-//! from one target or filter set to another. Every failure is a distinct
-//! [`TokenError`] the API answers with 400.
+//! was issued for and a fingerprint of the query's filters, encrypted and then
+//! authenticated with keys derived from the API's `ACTIVITY_TOKEN_KEY`. A caller
+//! can neither forge a key (defect of the old service: the raw base64 DynamoDB key
+//! was accepted back) nor carry a token from one target or filter set to another,
+//! nor read it: the key a page stopped on may belong to a record the caller may not
+//! see. Every failure is a distinct [`TokenError`] the API answers with 400.
+//!
+//! Encryption is HMAC-SHA256 in counter mode over a random 16-byte nonce (a PRF
+//! used as a stream cipher), so it needs no primitive beyond the one that signs.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,7 +24,11 @@ type HmacSha256 = Hmac<Sha256>;
 const MAC_LEN: usize = 16;
 /// Bytes of filter fingerprint carried in the token.
 const FINGERPRINT_LEN: usize = 8;
-const VERSION: u8 = 1;
+/// Version 2: encrypted payload. Version 1 tokens (readable) are no longer issued
+/// or accepted; a caller holding one starts its walk again.
+const VERSION: u8 = 2;
+/// Bytes of the per-token random nonce the keystream is drawn from.
+const NONCE_LEN: usize = 16;
 
 /// The HMAC key tokens are signed with (`ACTIVITY_TOKEN_KEY`). Debug hides it.
 #[derive(Clone)]
@@ -45,14 +53,31 @@ impl TokenKey {
     }
 
     fn mac(&self, data: &[u8]) -> [u8; MAC_LEN] {
-        // HMAC takes keys of any length; this cannot fail.
-        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!());
-        m.update(data);
-        let full = m.finalize().into_bytes();
+        let full = hmac(&self.0, &[data]);
         let mut out = [0u8; MAC_LEN];
         out.copy_from_slice(&full[..MAC_LEN]);
         out
     }
+
+    /// XORs `data` with the keystream of `nonce`: encrypts and decrypts alike. The
+    /// keystream's key is derived apart from the signing key.
+    fn apply_keystream(&self, nonce: &[u8], data: &mut [u8]) {
+        let stream_key = hmac(&self.0, &[b"page-token encryption"]);
+        for (block, chunk) in data.chunks_mut(32).enumerate() {
+            let counter = (block as u32).to_be_bytes();
+            let pad = hmac(&stream_key, &[nonce, &counter]);
+            chunk.iter_mut().zip(pad).for_each(|(b, p)| *b ^= p);
+        }
+    }
+}
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC takes keys of any length; this cannot fail.
+    let mut m = <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
 }
 
 /// Where the previous page ended: the key DynamoDB resumes after.
@@ -136,9 +161,13 @@ pub fn encode(key: &TokenKey, target: Uuid, query: &str, page: &PageKey) -> Stri
         query: fingerprint(query),
         key: page.clone(),
     };
-    let mut bytes = vec![VERSION];
+    let nonce = *Uuid::new_v4().as_bytes();
     // Serialising these plain types to JSON cannot fail.
-    bytes.extend(serde_json::to_vec(&payload).unwrap_or_default());
+    let mut secret = serde_json::to_vec(&payload).unwrap_or_default();
+    key.apply_keystream(&nonce, &mut secret);
+    let mut bytes = vec![VERSION];
+    bytes.extend_from_slice(&nonce);
+    bytes.extend(secret);
     let mac = key.mac(&bytes);
     bytes.extend_from_slice(&mac);
     URL_SAFE_NO_PAD.encode(bytes)
@@ -161,7 +190,7 @@ pub fn decode(
             }
             _ => TokenError::Malformed,
         })?;
-    if bytes.len() <= MAC_LEN + 1 {
+    if bytes.len() <= MAC_LEN + NONCE_LEN + 1 {
         return Err(TokenError::Truncated);
     }
     let (body, mac) = bytes.split_at(bytes.len() - MAC_LEN);
@@ -174,8 +203,10 @@ pub fn decode(
     if body.first() != Some(&VERSION) {
         return Err(TokenError::BadSignature);
     }
-    let payload: Payload =
-        serde_json::from_slice(&body[1..]).map_err(|_| TokenError::BadSignature)?;
+    let (nonce, sealed) = body[1..].split_at(NONCE_LEN);
+    let mut plain = sealed.to_vec();
+    key.apply_keystream(nonce, &mut plain);
+    let payload: Payload = serde_json::from_slice(&plain).map_err(|_| TokenError::BadSignature)?;
     if payload.target != target {
         return Err(TokenError::ForeignTarget);
     }
@@ -285,5 +316,21 @@ mod tests {
             let tampered = URL_SAFE_NO_PAD.encode(raw);
             prop_assert_eq!(decode(&key(), target(), "q", &tampered), Err(TokenError::BadSignature));
         }
+    }
+
+    #[test]
+    fn a_token_does_not_show_the_key_it_resumes_after() {
+        let hidden = PageKey {
+            id: "a-record-the-caller-may-not-see".into(),
+            created_at: Some("2024-03-10T10:20:00.0000220Z".into()),
+        };
+        let t = encode(&key(), target(), "q", &hidden);
+        let raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        assert!(!text.contains("a-record") && !text.contains("2024-03-10"), "{text}");
+        assert!(!text.contains(&target().to_string()));
+        assert_eq!(decode(&key(), target(), "q", &t), Ok(hidden.clone()));
+        // Two tokens for the same place differ: nothing repeats to compare.
+        assert_ne!(encode(&key(), target(), "q", &hidden), t);
     }
 }
