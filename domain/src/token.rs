@@ -327,7 +327,10 @@ mod tests {
         let t = encode(&key(), target(), "q", &hidden);
         let raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
         let text = String::from_utf8_lossy(&raw);
-        assert!(!text.contains("a-record") && !text.contains("2024-03-10"), "{text}");
+        assert!(
+            !text.contains("a-record") && !text.contains("2024-03-10"),
+            "{text}"
+        );
         assert!(!text.contains(&target().to_string()));
         assert_eq!(decode(&key(), target(), "q", &t), Ok(hidden.clone()));
         // Two tokens for the same place differ: nothing repeats to compare.
