@@ -75,10 +75,12 @@ pub fn reason_class(body: &str, mapping: &Mapping) -> &'static str {
 
 impl Judge<'_> {
     /// Why a message is in the dead-letter queue: [`reason_class`], or `conflict`
-    /// when a record with its ids exists, written by a different event.
-    pub async fn reason_class(&self, body: &str) -> &'static str {
+    /// when a record with its ids exists, written by a different event. Telling
+    /// the two apart reads the table (`dynamodb:BatchGetItem`); when it cannot be
+    /// read the answer is an error, not a guess.
+    pub async fn reason_class(&self, body: &str) -> Result<&'static str> {
         let Ok(Outcome::Record(records)) = domain::transform(body.as_bytes(), self.mapping) else {
-            return reason_class(body, self.mapping);
+            return Ok(reason_class(body, self.mapping));
         };
         let items: Vec<Item> = records
             .iter()
@@ -88,8 +90,14 @@ impl Judge<'_> {
         let mut cost = crate::store::WriteStats::default();
         let existing =
             crate::store::existing_digests(self.dynamodb, self.table, &keys, &mut cost).await;
+        let existing = existing.map_err(|()| {
+            anyhow::anyhow!(
+                "could not read table {} to tell conflicts from recordable messages (set ACTIVITY_TABLE; the caller needs dynamodb:BatchGetItem)",
+                self.table
+            )
+        });
         let digest = |i: &Item| i.get(EVENT_DIGEST).and_then(|v| v.as_s().ok()).cloned();
-        let conflict = existing.is_ok_and(|found| {
+        let conflict = existing.map(|found| {
             let differs = |i: &Item| {
                 found
                     .get(&crate::store::key_of(i))
@@ -97,11 +105,11 @@ impl Judge<'_> {
             };
             items.iter().any(differs)
         });
-        if conflict {
+        Ok(if conflict? {
             Failure::Conflict.class()
         } else {
             RECORDABLE
-        }
+        })
     }
 }
 
@@ -249,7 +257,7 @@ pub async fn stats(sqs: &aws_sdk_sqs::Client, url: &str, judge: &Judge<'_>) -> R
             .event_type
             .unwrap_or_else(|| "(none)".into());
         *by_reason
-            .entry(judge.reason_class(&m.body).await.to_owned())
+            .entry(judge.reason_class(&m.body).await?.to_owned())
             .or_default()
             .entry(event_type)
             .or_default() += 1;
@@ -295,7 +303,7 @@ pub async fn peek(
     for m in messages {
         let labels = EventLabels::peek(m.body.as_bytes());
         rows.push(PeekRow {
-            reason_class: judge.reason_class(&m.body).await,
+            reason_class: judge.reason_class(&m.body).await?,
             message_id: m.message_id,
             event_id: labels.event_id,
             event_type: labels.event_type,

@@ -126,14 +126,15 @@ pub async fn write_items(
     let existing = existing_digests(client, table, &batch.keys(), &mut stats).await;
     let Ok(existing) = existing else {
         // Without knowing what exists nothing is written: the messages come back.
-        let failed = batch.owners.values().flatten().copied().collect();
+        let owned = batch.by_key.values().flatten();
+        let failed = owned.map(|(owner, _, _)| *owner).collect();
         let written = Written {
             failed,
             ..Written::default()
         };
         return batch.outcome(written, stats);
     };
-    let (unique, mut written) = batch.without_conflicts(&existing);
+    let (unique, mut written) = batch.resolve(&existing);
     // Items move into the requests: nothing is copied on the way to the SDK.
     let mut unique = unique.into_iter().peekable();
     while unique.peek().is_some() {
@@ -143,65 +144,72 @@ pub async fn write_items(
     batch.outcome(written, stats)
 }
 
-/// A batch's items, one copy per key. One request may not name the same key twice;
-/// a redelivered duplicate in the same batch writes the same content, so one copy
-/// serves every message that owns it. A message whose item has the key of an
-/// earlier one but another event's digest conflicts with it.
+/// A batch's items by key. One request may not name the same key twice; a
+/// redelivered duplicate in the same batch writes the same content, so one copy
+/// serves every message that owns it. Of items with one key but different event
+/// digests, the one whose digest the stored record has wins (or, with no record
+/// yet, the first in the batch); the others conflict.
 struct Batch {
-    /// The messages each key's item came from.
+    /// Keys in the order they first came.
+    order: Vec<Key>,
+    /// Per key: each message's index, its item's digest and the item.
+    by_key: HashMap<Key, Vec<(usize, Option<String>, Item)>>,
+    /// The messages each written key stands for, once resolved.
     owners: HashMap<Key, Vec<usize>>,
-    /// One item per key, in the order they came.
-    unique: Vec<Item>,
-    /// Messages that reused a key of this batch with other content.
+    /// Messages whose item lost to another event's digest.
     conflicts: Vec<usize>,
 }
 
 impl Batch {
     fn of(items: Vec<(usize, Item)>) -> Self {
         let mut batch = Self {
+            order: Vec::new(),
+            by_key: HashMap::new(),
             owners: HashMap::new(),
-            unique: Vec::new(),
             conflicts: Vec::new(),
         };
-        let mut digests: HashMap<Key, Option<String>> = HashMap::new();
         for (owner, item) in items {
             let key = key_of(&item);
             let digest = digest_of(&item).map(str::to_owned);
-            match digests.get(&key) {
-                Some(first) if *first != digest => batch.conflicts.push(owner),
-                Some(_) => batch.owners.entry(key).or_default().push(owner),
-                None => {
-                    digests.insert(key.clone(), digest);
-                    batch.owners.entry(key).or_default().push(owner);
-                    batch.unique.push(item);
-                }
+            let entry = batch.by_key.entry(key.clone()).or_default();
+            if entry.is_empty() {
+                batch.order.push(key);
             }
+            entry.push((owner, digest, item));
         }
         batch
     }
 
     fn keys(&self) -> Vec<Key> {
-        self.unique.iter().map(key_of).collect()
+        self.order.clone()
     }
 
-    /// The items to write: all but those whose record exists with another
-    /// event's digest, which are named as conflicts.
-    fn without_conflicts(&mut self, existing: &HashMap<Key, String>) -> (Vec<Item>, Written) {
-        let mut written = Written::default();
-        let keep = std::mem::take(&mut self.unique)
-            .into_iter()
-            .filter(|item| {
-                let key = key_of(item);
-                match (existing.get(&key), digest_of(item)) {
-                    (Some(old), Some(new)) if old != new => {
-                        written.conflicts.push(key);
-                        false
-                    }
-                    _ => true,
+    /// One item per key to write, the stored digests deciding each key's winner.
+    /// A record written before digests were kept has none: the batch decides.
+    fn resolve(&mut self, existing: &HashMap<Key, String>) -> (Vec<Item>, Written) {
+        let mut keep = Vec::with_capacity(self.order.len());
+        for key in &self.order {
+            let Some(entries) = self.by_key.remove(key) else {
+                continue;
+            };
+            let winner = match existing.get(key) {
+                Some(stored) => Some(stored.clone()),
+                None => entries.first().and_then(|(_, d, _)| d.clone()),
+            };
+            let mut written_one = false;
+            for (owner, digest, item) in entries {
+                if digest != winner {
+                    self.conflicts.push(owner);
+                    continue;
                 }
-            })
-            .collect();
-        (keep, written)
+                self.owners.entry(key.clone()).or_default().push(owner);
+                if !written_one {
+                    keep.push(item);
+                    written_one = true;
+                }
+            }
+        }
+        (keep, Written::default())
     }
 
     /// Names the messages behind each key that was not written.
@@ -213,8 +221,7 @@ impl Batch {
             v.dedup();
             v
         };
-        let mut conflicts = owners(&w.conflicts);
-        conflicts.extend(&self.conflicts);
+        let mut conflicts = self.conflicts.clone();
         conflicts.sort_unstable();
         let mut failed = owners(&w.not_written);
         failed.extend(w.failed);
@@ -243,8 +250,6 @@ struct Written {
     not_written: Vec<Key>,
     /// Keys DynamoDB refused as invalid when written alone.
     rejected: Vec<Key>,
-    /// Keys whose record exists with another event's digest.
-    conflicts: Vec<Key>,
 }
 
 impl Written {
@@ -252,7 +257,6 @@ impl Written {
         self.failed.extend(other.failed);
         self.not_written.extend(other.not_written);
         self.rejected.extend(other.rejected);
-        self.conflicts.extend(other.conflicts);
     }
 }
 

@@ -185,3 +185,32 @@ async fn two_events_with_one_id_in_one_batch_record_the_first_and_refuse_the_sec
     let stored = s.activities(entity(&original)).await;
     assert_eq!(stored[0].new_data, Some(json!({"a": 2})));
 }
+
+#[tokio::test]
+async fn a_redelivery_behind_a_forged_copy_in_its_batch_is_still_recorded() {
+    let s = provisioned(false).await;
+    let p = s.processor(Mapping::default());
+    let original = event(
+        "PersonUpdatedEvent",
+        Uuid::new_v4(),
+        json!({"a": 1}),
+        json!({"a": 2}),
+    );
+    let mut forged = original.clone();
+    forged["eventData"]["newData"] = json!({"a": 3});
+    p.process_batch(&[message(&original)]).await;
+
+    let (statuses, _) = p
+        .process_batch(&[message(&forged), message(&original)])
+        .await;
+
+    assert_eq!(
+        statuses,
+        [
+            Status::Failed(Failure::Conflict),
+            Status::Recorded { records: 1 }
+        ]
+    );
+    let stored = s.activities(entity(&original)).await;
+    assert_eq!(stored[0].new_data, Some(json!({"a": 2})));
+}
