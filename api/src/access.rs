@@ -343,6 +343,35 @@ impl AccessLog {
         }
     }
 
+    /// A line for a caller refused before any route ran (in none of
+    /// `ACTIVITY_ALLOWED_GROUPS`): the route, target and activity come from the
+    /// request's address.
+    pub fn refused(sub: &str, uri: &axum::http::Uri) -> Self {
+        let path = uri.path().trim_end_matches('/').to_ascii_lowercase();
+        let last = path.rsplit('/').next().unwrap_or("");
+        let route = match last {
+            "export" => Route::Export,
+            "activityhistory" => Route::List,
+            _ => Route::Lookup,
+        };
+        let target_id = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .find(|(k, _)| k.eq_ignore_ascii_case("targetId"))
+            .and_then(|(_, v)| domain::event::parse_guid(&v));
+        Self {
+            sub: sub.to_owned(),
+            route,
+            target_id,
+            activity_id: (route == Route::Lookup)
+                .then(|| domain::event::parse_guid(last))
+                .flatten(),
+            filters: String::new(),
+            continued: false,
+            records: 0,
+            rows: 0,
+            written: false,
+        }
+    }
+
     /// Writes the line with the answer's status.
     pub fn write(&mut self, status: u16) {
         self.emit(status, false);

@@ -413,8 +413,25 @@ impl Verifier {
         validation
     }
 
-    /// Checks a bearer token; the error says why it was refused.
+    /// Checks a bearer token and the caller's groups; the error says why it was
+    /// refused.
     pub async fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let claims = self.authenticate(token).await?;
+        if !self.in_allowed_group(&claims) {
+            return Err(not_in_allowed_group());
+        }
+        Ok(claims)
+    }
+
+    /// Whether the caller is in one of `ACTIVITY_ALLOWED_GROUPS` (any group when
+    /// none is configured).
+    pub fn in_allowed_group(&self, claims: &Claims) -> bool {
+        let allowed = &self.config.allowed_groups;
+        allowed.is_empty() || claims.groups.iter().any(|g| allowed.contains(g))
+    }
+
+    /// Checks a bearer token's signature and claims, not the caller's groups.
+    pub async fn authenticate(&self, token: &str) -> Result<Claims, ApiError> {
         let header = decode_header(token).map_err(|_| {
             unauthorized(
                 "the bearer token is not a signed JWT (unsigned tokens, alg none, are refused)",
@@ -424,16 +441,14 @@ impl Verifier {
         let claims = decode::<Claims>(token, &key, &self.validation(header.alg))
             .map_err(|e| ApiError::Unauthorized(refusal(e.kind())))?
             .claims;
-        let allowed = &self.config.allowed_groups;
-        if !allowed.is_empty() && !claims.groups.iter().any(|g| allowed.contains(g)) {
-            // The allowed groups' names are not told: they map the council's
-            // access model for anyone holding any valid token.
-            return Err(ApiError::Forbidden(
-                "the caller is in none of the groups allowed to read history".into(),
-            ));
-        }
         Ok(claims)
     }
+}
+
+/// The 403 of a caller in no allowed group. The allowed groups' names are not
+/// told: they map the council's access model for anyone holding any valid token.
+fn not_in_allowed_group() -> ApiError {
+    ApiError::Forbidden("the caller is in none of the groups allowed to read history".into())
 }
 
 /// Middleware for protected routes.
@@ -449,7 +464,13 @@ pub async fn require(State(verifier): State<Arc<Verifier>>, req: Request, next: 
         return ApiError::Unauthorized("send the header Authorization: Bearer <JWT>".into())
             .into_response();
     };
-    match verifier.verify(&token).await {
+    match verifier.authenticate(&token).await {
+        Ok(claims) if !verifier.in_allowed_group(&claims) => {
+            // Refused, and still accounted for: a known caller asked for data.
+            let sub = claims.sub.as_deref().unwrap_or("");
+            crate::access::AccessLog::refused(sub, req.uri()).write(403);
+            not_in_allowed_group().into_response()
+        }
         Ok(claims) => {
             tracing::info!(
                 caller = claims.sub.as_deref().unwrap_or(""),

@@ -101,7 +101,7 @@ impl Judge<'_> {
             let differs = |i: &Item| {
                 found
                     .get(&crate::store::key_of(i))
-                    .is_some_and(|d| Some(d) != digest(i).as_ref())
+                    .is_some_and(|d| *d != digest(i))
             };
             items.iter().any(differs)
         });

@@ -185,15 +185,21 @@ impl Batch {
     }
 
     /// One item per key to write, the stored digests deciding each key's winner.
-    /// A record written before digests were kept has none: the batch decides.
-    fn resolve(&mut self, existing: &HashMap<Key, String>) -> (Vec<Item>, Written) {
+    fn resolve(&mut self, existing: &HashMap<Key, Option<String>>) -> (Vec<Item>, Written) {
         let mut keep = Vec::with_capacity(self.order.len());
         for key in &self.order {
             let Some(entries) = self.by_key.remove(key) else {
                 continue;
             };
             let winner = match existing.get(key) {
-                Some(stored) => Some(stored.clone()),
+                // A record without a digest cannot show it was this event's:
+                // it is never rewritten.
+                Some(None) => {
+                    self.conflicts
+                        .extend(entries.iter().map(|(owner, _, _)| *owner));
+                    continue;
+                }
+                Some(Some(stored)) => Some(stored.clone()),
                 None => entries.first().and_then(|(_, d, _)| d.clone()),
             };
             let mut written_one = false;
@@ -260,15 +266,15 @@ impl Written {
     }
 }
 
-/// The digests of the records that already exist among `keys` (a record written
-/// before digests were kept has none, and may be rewritten). Read consistently, so
-/// a record written a moment ago is seen. `Err` when the table cannot say.
+/// The records that already exist among `keys`, with their digests (`None` for a
+/// record written before digests were kept). Read consistently, so a record
+/// written a moment ago is seen. `Err` when the table cannot say.
 pub async fn existing_digests(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     keys: &[Key],
     stats: &mut WriteStats,
-) -> Result<HashMap<Key, String>, ()> {
+) -> Result<HashMap<Key, Option<String>>, ()> {
     let mut found = HashMap::new();
     for chunk in keys.chunks(MAX_GET) {
         let mut pending = chunk.iter().map(|(t, i)| key_attributes(t, i)).collect();
@@ -290,8 +296,8 @@ pub async fn existing_digests(
 
 /// What one BatchGetItem returned.
 struct Got {
-    /// Digest of each record found that has one.
-    digests: HashMap<Key, String>,
+    /// Each record found, with its digest if it has one.
+    digests: HashMap<Key, Option<String>>,
     /// Keys DynamoDB did not get to (throttling), to ask again.
     unprocessed: Vec<Item>,
 }
@@ -324,7 +330,7 @@ async fn get_digests(
     stats.read_units += units(out.consumed_capacity());
     let items = out.responses.and_then(|mut r| r.remove(table));
     let digests = (items.iter().flatten())
-        .filter_map(|i| Some((key_of(i), digest_of(i)?.to_owned())))
+        .map(|i| (key_of(i), digest_of(i).map(str::to_owned)))
         .collect();
     let unprocessed = out.unprocessed_keys.and_then(|mut u| u.remove(table));
     Ok(Got {

@@ -831,3 +831,32 @@ async fn a_page_of_large_records_stops_under_its_byte_limit_and_continues() {
     let expected: Vec<String> = (0..20).rev().map(at).collect();
     assert_eq!(seen, expected, "every record once, newest first");
 }
+
+#[tokio::test]
+async fn a_caller_outside_the_allowed_groups_is_refused_and_still_accounted_for() {
+    let t = table_only().await;
+    let target = Uuid::new_v4();
+    let auth = api::auth::AuthConfig {
+        allowed_groups: vec!["housing-officers".into()],
+        ..integration_tests::hs256_auth()
+    };
+    let app = t.app_with(auth, policy(Limits::default())).await;
+    let outsider = Reader::new(&app, "outsider-9", &["finance-staff"]);
+
+    let log = Captured::default();
+    let guard = log.install();
+    let (status, _, body) = outsider.send(&format!("{LIST}?targetId={target}")).await;
+    drop(guard);
+
+    assert_eq!(status, 403);
+    assert!(!body.contains("housing-officers"), "{body}");
+    let lines = log.access();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let l = &lines[0];
+    assert_eq!(
+        (field(l, "sub"), field(l, "route"), field(l, "target_id")),
+        ("outsider-9", "list", target.to_string().as_str())
+    );
+    assert_eq!(l["status"].as_u64(), Some(403));
+    assert_eq!(l["records"].as_u64(), Some(0));
+}

@@ -214,3 +214,38 @@ async fn a_redelivery_behind_a_forged_copy_in_its_batch_is_still_recorded() {
     let stored = s.activities(entity(&original)).await;
     assert_eq!(stored[0].new_data, Some(json!({"a": 2})));
 }
+
+#[tokio::test]
+async fn a_record_that_cannot_show_which_event_wrote_it_is_never_rewritten() {
+    let s = provisioned(false).await;
+    let p = s.processor(Mapping::default());
+    let body = event(
+        "PersonUpdatedEvent",
+        Uuid::new_v4(),
+        json!({"a": 1}),
+        json!({"a": 2}),
+    );
+    let domain::Outcome::Record(mut r) =
+        domain::transform(body.to_string().as_bytes(), &Mapping::default()).unwrap()
+    else {
+        panic!("an update records")
+    };
+    // As written before records carried the digest of their event.
+    if let Some(p) = r[0].provenance.as_mut() {
+        p.event_digest = None;
+    }
+    r[0].new_data = Some(json!({"a": "as first written"}));
+    s.dynamodb
+        .put_item()
+        .table_name(&s.provisioned.table)
+        .set_item(Some(domain::item::to_item(&r[0]).unwrap()))
+        .send()
+        .await
+        .unwrap();
+
+    let (statuses, _) = p.process_batch(&[message(&body)]).await;
+
+    assert_eq!(statuses, [Status::Failed(Failure::Conflict)]);
+    let stored = s.activities(entity(&body)).await;
+    assert_eq!(stored[0].new_data, Some(json!({"a": "as first written"})));
+}
