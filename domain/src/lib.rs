@@ -9,6 +9,7 @@
 //! - [`item`]: the DynamoDB item codec, compatible with the existing table.
 //! - [`token`]: opaque, HMAC-authenticated page tokens.
 //! - [`table`]: the table's names: key attributes, indexes, TTL attribute.
+//! - [`settings`]: blank settings count as not given, for both binaries.
 //! - `sample` (feature `sample`): sample events for every crate's tests.
 
 pub mod activity;
@@ -18,6 +19,7 @@ pub mod item;
 pub mod mapping;
 #[cfg(feature = "sample")]
 pub mod sample;
+pub mod settings;
 pub mod table;
 pub mod time;
 pub mod token;
