@@ -47,23 +47,30 @@ impl Event {
     /// id with other content does not.
     pub fn digest(&self) -> String {
         use sha2::{Digest, Sha256};
+        // The fields by reference, so the event's data is hashed where it lies,
+        // not copied first (this runs for every event).
         let user = self.user.as_ref().map(|u| (&u.name, &u.email));
-        let fields = serde_json::json!([
-            self.id,
-            self.event_type,
-            self.source_domain,
-            self.source_system,
-            self.version,
-            self.correlation_id,
+        let head = (
+            &self.id,
+            &self.event_type,
+            &self.source_domain,
+            &self.source_system,
+            &self.version,
+            &self.correlation_id,
             self.date_time.to_table_string(),
             user,
-            self.entity_id,
-            self.entity_target_id,
-            self.old_data,
-            self.new_data,
-        ]);
-        let mut canonical = String::new();
-        write_canonical(&fields, &mut canonical);
+            &self.entity_id,
+            &self.entity_target_id,
+        );
+        // Serialising plain fields to JSON cannot fail.
+        let mut canonical = serde_json::to_string(&head).unwrap_or_default();
+        for data in [&self.old_data, &self.new_data] {
+            canonical.push(',');
+            match data {
+                Some(v) => write_canonical(v, &mut canonical),
+                None => canonical.push_str("null"),
+            }
+        }
         let hash = Sha256::digest(canonical.as_bytes());
         hash.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -74,18 +81,16 @@ impl Event {
 fn write_canonical(v: &Value, out: &mut String) {
     match v {
         Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort_unstable();
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
+            for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
+                out.push_str(&serde_json::to_string(k).unwrap_or_default());
                 out.push(':');
-                if let Some(v) = m.get(k) {
-                    write_canonical(v, out);
-                }
+                write_canonical(v, out);
             }
             out.push('}');
         }
