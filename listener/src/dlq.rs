@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use aws_sdk_sqs::types::{MessageSystemAttributeName as A, QueueAttributeName};
 use domain::event::EventLabels;
-use domain::item::{EVENT_DIGEST, Item};
+use domain::item::Item;
 use domain::{Mapping, Outcome};
 use serde::Serialize;
 
@@ -96,13 +96,8 @@ impl Judge<'_> {
                 self.table
             )
         });
-        let digest = |i: &Item| i.get(EVENT_DIGEST).and_then(|v| v.as_s().ok()).cloned();
         let conflict = existing.map(|found| {
-            let differs = |i: &Item| {
-                found
-                    .get(&crate::store::key_of(i))
-                    .is_some_and(|d| *d != digest(i))
-            };
+            let differs = |i: &Item| crate::store::rewrites_another_event(&found, i);
             items.iter().any(differs)
         });
         Ok(if conflict? {

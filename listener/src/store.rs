@@ -242,6 +242,14 @@ impl Batch {
     }
 }
 
+/// Whether writing `item` would rewrite a record another event wrote: one with
+/// another digest, or one without any (it cannot show which event wrote it).
+pub fn rewrites_another_event(existing: &HashMap<Key, Option<String>>, item: &Item) -> bool {
+    existing
+        .get(&key_of(item))
+        .is_some_and(|stored| stored.as_deref() != digest_of(item))
+}
+
 fn digest_of(item: &Item) -> Option<&str> {
     let digest = item.get(EVENT_DIGEST).and_then(|v| v.as_s().ok());
     digest.map(String::as_str)
