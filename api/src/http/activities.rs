@@ -156,6 +156,40 @@ fn resume(state: &AppState, target: Uuid, bound: &str, t: &str) -> Result<PageKe
     })
 }
 
+/// Where a list page or an export part begins: what the caller may read, and
+/// where a token (bound to route, filters and that view) says to resume.
+struct Start<'a> {
+    /// The query's target, filters and the caller's view.
+    scope: Scope<'a>,
+    /// The key to resume after; `None` on a first page or part.
+    from: Option<PageKey>,
+    /// What the next token is bound to.
+    bound: String,
+}
+
+/// The start both reading routes share; notes the request in the access log
+/// first, so a refusal is accounted for with what was asked.
+fn begin<'a>(
+    state: &AppState,
+    caller: &'a Caller,
+    (route, target, filters, token): (Route, Uuid, &'a Filters, Option<&str>),
+    log: &mut AccessLog,
+) -> Result<Start<'a>, ApiError> {
+    (log.target_id, log.filters) = (Some(target), filters.fingerprint());
+    log.continued = token.is_some();
+    let visible = caller.visible()?;
+    let bound = binding(route, filters, visible);
+    let from = token
+        .map(|t| resume(state, target, &bound, t))
+        .transpose()?;
+    let scope = Scope {
+        target,
+        filters,
+        visible,
+    };
+    Ok(Start { scope, from, bound })
+}
+
 /// Whether an empty first answer is a 404: the contract's 404 means "this target
 /// has no history" (docs/contracts.md §4), and records the caller may not read
 /// are no history to it. A filter that matches nothing on a target that has
@@ -268,19 +302,12 @@ async fn list_page(
     log: &mut AccessLog,
 ) -> Result<Response, ApiError> {
     let q = ListQuery::parse(raw)?;
-    (log.target_id, log.filters) = (Some(q.target_id), q.filters.fingerprint());
-    log.continued = q.token.is_some();
-    let visible = caller.visible()?;
-    let bound = binding(Route::List, &q.filters, visible);
-    let start = match &q.token {
-        None => None,
-        Some(t) => Some(resume(state, q.target_id, &bound, t)?),
-    };
-    let scope = Scope {
-        target: q.target_id,
-        filters: &q.filters,
-        visible,
-    };
+    let asked = (Route::List, q.target_id, &q.filters, q.token.as_deref());
+    let Start {
+        scope,
+        from: start,
+        bound,
+    } = begin(state, caller, asked, log)?;
     let first_page = start.is_none();
     let page = state
         .store
@@ -509,19 +536,12 @@ async fn export_part(
     log: &mut AccessLog,
 ) -> Result<Response, ApiError> {
     let q = ExportQuery::parse(raw)?;
-    (log.target_id, log.filters) = (Some(q.target_id), q.filters.fingerprint());
-    log.continued = q.token.is_some();
-    let visible = caller.visible()?;
-    let bound = binding(Route::Export, &q.filters, visible);
-    let start = match &q.token {
-        None => None,
-        Some(t) => Some(resume(state, q.target_id, &bound, t)?),
-    };
-    let scope = Scope {
-        target: q.target_id,
-        filters: &q.filters,
-        visible,
-    };
+    let asked = (Route::Export, q.target_id, &q.filters, q.token.as_deref());
+    let Start {
+        scope,
+        from: start,
+        bound,
+    } = begin(state, caller, asked, log)?;
     let first_part = start.is_none();
     // The whole part is read before answering (it is bounded), so a missing
     // target is a real 404 and a store failure a real 503, not a broken file.
