@@ -23,7 +23,7 @@ use clap::{CommandFactory, FromArgMatches};
 /// refuses blanks would refuse, not ignore.
 pub fn parse_blank_as_unset<C: CommandFactory + FromArgMatches>(
     args: impl IntoIterator<Item = impl Into<OsString>>,
-    env: impl IntoIterator<Item = (OsString, OsString)>,
+    env: impl IntoIterator<Item = (impl Into<OsString>, impl Into<OsString>)>,
 ) -> Result<C, clap::Error> {
     let mut cmd = unbind(C::command(), &blank_variables(env));
     let args = drop_blank_words(&cmd, args.into_iter().map(Into::into));
@@ -37,9 +37,11 @@ fn is_blank(value: &OsStr) -> bool {
 }
 
 /// The names in `env` whose value is blank.
-pub fn blank_variables(env: impl IntoIterator<Item = (OsString, OsString)>) -> HashSet<OsString> {
-    env.into_iter()
-        .filter(|(_, value)| is_blank(value))
+pub fn blank_variables(
+    env: impl IntoIterator<Item = (impl Into<OsString>, impl Into<OsString>)>,
+) -> HashSet<OsString> {
+    let env = env.into_iter().map(|(n, v)| (n.into(), v.into()));
+    env.filter(|(_, value): &(OsString, OsString)| is_blank(value))
         .map(|(name, _)| name)
         .collect()
 }
@@ -99,4 +101,24 @@ fn drop_blank_words(
         kept.push(arg);
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_variables_are_the_empty_and_all_whitespace_ones() {
+        let blank = blank_variables([
+            ("ACTIVITY_JWT_ISSUER", ""),
+            ("ACTIVITY_ALLOWED_GROUPS", "  \t"),
+            ("ACTIVITY_JWT_AUDIENCE", "activity-history"),
+            ("ACTIVITY_CORS_ORIGINS", " https://a.example "),
+        ]);
+        let expected: HashSet<OsString> = ["ACTIVITY_JWT_ISSUER", "ACTIVITY_ALLOWED_GROUPS"]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(blank, expected);
+    }
 }
