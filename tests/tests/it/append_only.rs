@@ -158,10 +158,9 @@ async fn a_different_event_reusing_a_recorded_id_leaves_the_record_and_is_kept_a
     );
 }
 
-#[tokio::test]
-async fn two_events_with_one_id_in_one_batch_record_the_first_and_refuse_the_second() {
-    let s = provisioned(false).await;
-    let p = s.processor(Mapping::default());
+/// An event (`newData` `{"a": 2}`) and another that reuses its id and entity
+/// with other content (`{"a": 3}`).
+fn original_and_forged() -> (Value, Value) {
     let original = event(
         "PersonUpdatedEvent",
         Uuid::new_v4(),
@@ -170,6 +169,14 @@ async fn two_events_with_one_id_in_one_batch_record_the_first_and_refuse_the_sec
     );
     let mut forged = original.clone();
     forged["eventData"]["newData"] = json!({"a": 3});
+    (original, forged)
+}
+
+#[tokio::test]
+async fn two_events_with_one_id_in_one_batch_record_the_first_and_refuse_the_second() {
+    let s = provisioned(false).await;
+    let p = s.processor(Mapping::default());
+    let (original, forged) = original_and_forged();
 
     let batch = [message(&original), message(&original), message(&forged)];
     let (statuses, _) = p.process_batch(&batch).await;
@@ -190,14 +197,7 @@ async fn two_events_with_one_id_in_one_batch_record_the_first_and_refuse_the_sec
 async fn a_redelivery_behind_a_forged_copy_in_its_batch_is_still_recorded() {
     let s = provisioned(false).await;
     let p = s.processor(Mapping::default());
-    let original = event(
-        "PersonUpdatedEvent",
-        Uuid::new_v4(),
-        json!({"a": 1}),
-        json!({"a": 2}),
-    );
-    let mut forged = original.clone();
-    forged["eventData"]["newData"] = json!({"a": 3});
+    let (original, forged) = original_and_forged();
     p.process_batch(&[message(&original)]).await;
 
     let (statuses, _) = p
