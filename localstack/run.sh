@@ -122,6 +122,10 @@ echo "listener polling $ACTIVITY_QUEUE_URL (logs: $AH_RUN/listener.log)" >&2
 export ACTIVITY_JWT_SECRET="${ACTIVITY_JWT_SECRET:-local-development-secret-not-for-production}"
 export ACTIVITY_TOKEN_KEY="${ACTIVITY_TOKEN_KEY:-local-development-page-token-key}"
 export ACTIVITY_API_ADDR="${ACTIVITY_API_ADDR:-127.0.0.1:3000}"
+# Posting enabled: activities posted by members of the writers' group go to the
+# listener's queue, like the demo events.
+export ACTIVITY_INGEST_QUEUE_URL="${ACTIVITY_INGEST_QUEUE_URL:-$ACTIVITY_QUEUE_URL}"
+export ACTIVITY_WRITER_GROUPS="${ACTIVITY_WRITER_GROUPS:-history-writers}"
 # Something else answering on the API's port would pass the health check below.
 if (exec 3<>"/dev/tcp/${ACTIVITY_API_ADDR%:*}/${ACTIVITY_API_ADDR##*:}") 2>/dev/null; then
   echo "error: $ACTIVITY_API_ADDR is already in use (another local stack? run localstack/stop.sh)" >&2
@@ -140,7 +144,7 @@ until curl -sf --max-time 2 -o /dev/null "$health"; do
   sleep 0.25
 done
 alive "$api_pid" || fail "the API exited right after answering on $health" "$AH_RUN/api.log"
-token="$("$bin/activity-api" dev-token --sub developer --hours 12)" || { echo "error: activity-api dev-token failed" >&2; exit 1; }
+token="$("$bin/activity-api" dev-token --sub developer --groups "$ACTIVITY_WRITER_GROUPS" --hours 12)" || { echo "error: activity-api dev-token failed" >&2; exit 1; }
 [ -n "$token" ] || { echo "error: activity-api dev-token printed no token" >&2; exit 1; }
 
 # Demo data, published as the domain services would: a person created and renamed,
@@ -160,6 +164,9 @@ API on http://$ACTIVITY_API_ADDR (logs: $AH_RUN/api.log)
   docs:   http://$ACTIVITY_API_ADDR/docs/
   token:  $token
   try:    curl -H "Authorization: Bearer $token" "http://$ACTIVITY_API_ADDR/api/v1/activityhistory?targetId=$demo_tenure"
+  post:   curl -H "Authorization: Bearer $token" -H "Content-Type: application/json" \\
+            -d '{"type":"migrate","targetType":"tenure","targetId":"$demo_tenure","newData":{"note":"migrated"},"authorDetails":{"fullName":"Developer"}}' \\
+            "http://$ACTIVITY_API_ADDR/api/v1/activityhistory"
 EOF
 ready=1
 echo "ready; press Ctrl-C to stop" >&2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proves the README's run command from a clean start: runs localstack/run.sh,
-# waits until the demo tenure's history is served by the API, fuzzes the running
+# waits until the demo tenure's history is served by the API, posts an activity
+# and waits until the listener has recorded it, fuzzes the running
 # API from its OpenAPI document with schemathesis (no 5xx, every response as
 # documented), stops it and checks that nothing it started is left running.
 # run.sh runs in a session of its own, so whatever happens to this script (a
@@ -126,6 +127,23 @@ done
 [ "$count" -ge 3 ] || fail "the demo tenure's history did not reach 3 activities within 60 s; last response: $body"
 
 api="$(printf '%s' "$url" | sed 's#/api/v1/.*##')"
+
+# Posting, as the README shows it: 202, then the listener records it.
+posted_target="$(python3 -c 'import uuid; print(uuid.uuid4())')"
+answer="$(curl -s --max-time 5 -H "Authorization: Bearer $token" -H "Content-Type: application/json" \
+  -d "{\"type\":\"migrate\",\"targetType\":\"tenure\",\"targetId\":\"$posted_target\",\"newData\":{\"note\":\"migrated\"},\"authorDetails\":{\"fullName\":\"Developer\"}}" \
+  "$api/api/v1/activityhistory" || true)"
+lookup="$(printf '%s' "$answer" | python3 -c 'import json,sys
+try: print(json.load(sys.stdin)["results"][0]["url"])
+except Exception: print("")')"
+[ -n "$lookup" ] || fail "posting an activity was not accepted: $answer"
+for _ in $(seq 1 30); do
+  status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $token" "$lookup" || true)"
+  [ "$status" = 200 ] && break
+  sleep 1
+done
+[ "$status" = 200 ] || fail "the posted activity was not readable at $lookup within 30 s (last status $status)"
+echo "posted activity recorded: $lookup"
 schemathesis_status=0
 # In the background and waited for, so Ctrl-C or SIGTERM is handled at once.
 (cd "$work" && exec "$TOOLS_VENV/bin/schemathesis" run "$api/api/v1/openapi.json" \

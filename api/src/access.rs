@@ -252,6 +252,8 @@ pub struct Caller {
     pub sub: String,
     /// What the caller may read; `None` when nothing.
     visible: Option<Visible>,
+    /// The caller's groups (`groups` claim), for the writer check.
+    pub groups: Vec<String>,
 }
 
 impl Caller {
@@ -280,6 +282,7 @@ impl FromRequestParts<crate::AppState> for Caller {
         Ok(Self {
             sub: claims.sub.clone().unwrap_or_default(),
             visible: state.access.rules.visible_to(&claims.groups),
+            groups: claims.groups.clone(),
         })
     }
 }
@@ -293,6 +296,8 @@ pub enum Route {
     Lookup,
     /// `GET /api/v1/activityhistory/export`.
     Export,
+    /// `POST /api/v1/activityhistory`.
+    Create,
 }
 
 impl Route {
@@ -301,6 +306,7 @@ impl Route {
             Self::List => "list",
             Self::Lookup => "lookup",
             Self::Export => "export",
+            Self::Create => "create",
         }
     }
 }
@@ -314,6 +320,8 @@ pub struct AccessLog {
     route: Route,
     /// The target whose history was read (for a lookup, the record's target).
     pub target_id: Option<Uuid>,
+    /// The targets of the activities a post queued.
+    pub targets: Vec<Uuid>,
     /// The activity asked for by a lookup.
     pub activity_id: Option<Uuid>,
     /// The filters, as bound into page tokens.
@@ -334,6 +342,7 @@ impl AccessLog {
             sub: caller.sub.clone(),
             route,
             target_id: None,
+            targets: Vec::new(),
             activity_id: None,
             filters: String::new(),
             continued: false,
@@ -346,10 +355,11 @@ impl AccessLog {
     /// A line for a caller refused before any route ran (in none of
     /// `ACTIVITY_ALLOWED_GROUPS`): the route, target and activity come from the
     /// request's address.
-    pub fn refused(sub: &str, uri: &axum::http::Uri) -> Self {
+    pub fn refused(sub: &str, method: &axum::http::Method, uri: &axum::http::Uri) -> Self {
         let path = uri.path().trim_end_matches('/').to_ascii_lowercase();
         let last = path.rsplit('/').next().unwrap_or("");
         let route = match last {
+            _ if method == axum::http::Method::POST => Route::Create,
             "export" => Route::Export,
             "activityhistory" => Route::List,
             _ => Route::Lookup,
@@ -361,6 +371,7 @@ impl AccessLog {
             sub: sub.to_owned(),
             route,
             target_id,
+            targets: Vec::new(),
             activity_id: (route == Route::Lookup)
                 .then(|| domain::event::parse_guid(last))
                 .flatten(),
@@ -388,6 +399,7 @@ impl AccessLog {
             sub = %self.sub,
             route = self.route.as_str(),
             target_id = %id(self.target_id),
+            target_ids = %self.targets.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","),
             activity_id = %id(self.activity_id),
             filters = %self.filters,
             continued = self.continued,

@@ -59,6 +59,7 @@ pub async fn main() -> Result<()> {
             rules: crate::access::Rules::configured(config.access_file.as_deref())?,
             ..Default::default()
         }),
+        ingest: ingest(&config, &sdk)?.map(Arc::new),
     };
     let settings = config.http();
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
@@ -73,6 +74,27 @@ pub async fn main() -> Result<()> {
     crate::serve(listener, state, &settings, shutdown_signal()).await?;
     tracing::info!("activity-api stopped");
     Ok(())
+}
+
+/// Posting, when `ACTIVITY_INGEST_QUEUE_URL` is set: the queue, the writers and
+/// the listener's mapping (a bad mapping file stops the API at start).
+fn ingest(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Option<crate::ingest::Ingest>> {
+    let Some(queue_url) = config.ingest_queue_url.clone() else {
+        return Ok(None);
+    };
+    let mapping = domain::Mapping::load(config.mapping_file.as_deref())?;
+    let writer_groups = config.writer_groups();
+    if writer_groups.is_empty() {
+        tracing::warn!(
+            "ACTIVITY_INGEST_QUEUE_URL is set but ACTIVITY_WRITER_GROUPS is not: nobody may post"
+        );
+    }
+    Ok(Some(crate::ingest::Ingest {
+        sqs: aws_sdk_sqs::Client::new(sdk),
+        queue_url,
+        writer_groups,
+        mapping,
+    }))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

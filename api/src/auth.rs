@@ -468,7 +468,7 @@ pub async fn require(State(verifier): State<Arc<Verifier>>, req: Request, next: 
         Ok(claims) if !verifier.in_allowed_group(&claims) => {
             // Refused, and still accounted for: a known caller asked for data.
             let sub = claims.sub.as_deref().unwrap_or("");
-            crate::access::AccessLog::refused(sub, req.uri()).write(403);
+            crate::access::AccessLog::refused(sub, req.method(), req.uri()).write(403);
             not_in_allowed_group().into_response()
         }
         Ok(claims) => {

@@ -97,6 +97,21 @@ pub struct Config {
     #[arg(long, env = "ACTIVITY_ACCESS_FILE")]
     pub access_file: Option<std::path::PathBuf>,
 
+    /// The activity queue the listener reads; when set, writers may post
+    /// activities, which are queued there (docs/api.md, Posting activities).
+    /// Unset, the API is read-only.
+    #[arg(long, env = "ACTIVITY_INGEST_QUEUE_URL")]
+    pub ingest_queue_url: Option<String>,
+
+    /// Comma-separated groups whose members may post activities; none when unset.
+    #[arg(long, env = "ACTIVITY_WRITER_GROUPS", value_delimiter = ',')]
+    pub writer_groups: Vec<String>,
+
+    /// The listener's mapping file, so posted activities are checked against the
+    /// target types the listener records.
+    #[arg(long, env = "ACTIVITY_MAPPING_FILE")]
+    pub mapping_file: Option<std::path::PathBuf>,
+
     /// What to run; the server when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -133,29 +148,32 @@ impl Config {
             jwks: self.jwks.as_deref().map(crate::auth::JwksSource::parse),
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
-            allowed_groups: self
-                .allowed_groups
-                .iter()
-                .map(|g| g.trim().to_owned())
-                .filter(|g| !g.is_empty())
-                .collect(),
+            allowed_groups: trimmed(&self.allowed_groups),
             jwks_refetch_after: crate::auth::REFETCH_AFTER,
         }
+    }
+
+    /// The groups whose members may post activities, trimmed, blanks dropped.
+    pub fn writer_groups(&self) -> Vec<String> {
+        trimmed(&self.writer_groups)
     }
 
     /// The router's cross-cutting settings.
     pub fn http(&self) -> crate::HttpSettings {
         crate::HttpSettings {
-            cors_origins: self
-                .cors_origins
-                .iter()
-                .map(|o| o.trim().to_owned())
-                .filter(|o| !o.is_empty())
-                .collect(),
+            cors_origins: trimmed(&self.cors_origins),
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
             header_read_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
         }
     }
+}
+
+/// A comma-separated list's entries, trimmed, blanks dropped.
+fn trimmed(list: &[String]) -> Vec<String> {
+    list.iter()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect()
 }
 
 #[cfg(test)]

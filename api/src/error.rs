@@ -30,6 +30,19 @@ pub enum ApiError {
     /// The headers are larger than the API reads.
     #[error("{0}")]
     HeadersTooLarge(String),
+    /// Writing is not enabled on this API (a POST without an ingest queue).
+    #[error("{0}")]
+    NotWritable(String),
+    /// The body is larger than the route reads.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The body is not of a type the route reads.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The activity queue refused or could not be reached; the message says what
+    /// was accepted before it failed.
+    #[error("{0}")]
+    QueueUnavailable(String),
     /// The table could not be reached.
     #[error("the activity store is unavailable; try again shortly")]
     Unavailable(#[source] anyhow::Error),
@@ -62,7 +75,10 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotWritable(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::QueueUnavailable(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,6 +90,7 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Unavailable(e) => tracing::error!(error = format!("{e:#}"), "store unavailable"),
             Self::Unexpected(e) => tracing::error!(error = format!("{e:#}"), "unexpected error"),
+            Self::QueueUnavailable(m) => tracing::error!(reason = %m, "activity queue unavailable"),
             _ => tracing::info!(status = status.as_u16(), reason = %self, "request refused"),
         }
         let body = ErrorBody {
@@ -83,6 +100,12 @@ impl IntoResponse for ApiError {
             correlation_id: correlation::current(),
         };
         let mut response = (status, Json(body)).into_response();
+        if let Self::NotWritable(_) = &self {
+            // RFC 9110: a 405 names the methods the resource has.
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        }
         if let Self::Unauthorized(msg) = &self {
             // RFC 6750: say which scheme, and why the token was refused.
             let quoted = msg.replace('"', "'");

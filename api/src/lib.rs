@@ -1,9 +1,10 @@
-//! The read-only HTTP API of activity-history (docs/contracts.md §4, and more).
+//! The HTTP API of activity-history (docs/contracts.md §4, and more).
 //!
 //! - [`http`]: the routes, one module per group, merged with docs and layers.
 //! - [`params`]: query parameters parsed into valid values, with messages that say what to fix.
 //! - [`store`]: the DynamoDB reads, each logged for support staff.
 //! - [`model`]: the JSON shapes, apart from the stored shape.
+//! - [`ingest`]: posted activities, validated and queued for the listener.
 //! - [`auth`]: bearer JWT verification (HS256, or RS256/ES256 from a JWKS).
 //! - [`access`]: who may read which target types, how much one answer holds, the access log.
 //! - [`correlation`]: the `x-correlation-id` of every request and log line.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod correlation;
 pub mod error;
 pub mod http;
+pub mod ingest;
 pub mod model;
 pub mod params;
 pub mod store;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub verifier: Arc<auth::Verifier>,
     /// What each caller may read, and how much one answer may hold.
     pub access: Arc<access::Policy>,
+    /// Where posted activities are queued; `None`: the API is read-only.
+    pub ingest: Option<Arc<ingest::Ingest>>,
 }
 
 /// The router, built apart from serving so tests call it without a socket.

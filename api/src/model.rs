@@ -288,3 +288,22 @@ mod tests {
         }
     }
 }
+
+/// One queued activity.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    /// The activity's id: the one posted, or a new one.
+    pub id: Uuid,
+    /// Its target.
+    pub target_id: Uuid,
+    /// Where to read it once recorded (`GET /api/v1/activityhistory/{id}`).
+    pub url: String,
+}
+
+/// The answer to a post.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct AcceptedJson {
+    /// One entry per posted activity, in the order posted.
+    pub results: Vec<Accepted>,
+}

@@ -175,6 +175,7 @@ async fn state(auth: AuthConfig) -> api::AppState {
         token_key: token_key(),
         verifier: Arc::new(api::auth::Verifier::new(auth).await.unwrap()),
         access: Default::default(),
+        ingest: None,
     }
 }
 
@@ -879,5 +880,198 @@ async fn a_prompt_request_is_answered_and_shutdown_lets_serve_return() {
     assert!(
         matches!(stopped, Ok(Ok(Ok(())))),
         "serve did not return after shutdown: {stopped:?}"
+    );
+}
+
+// Posting: everything a post is refused for is decided before the queue is
+// asked; the queue's client points at a closed port, so a post that passes every
+// check is a 503 saying nothing was queued.
+
+const WRITERS: &str = "history-writers";
+
+/// An SQS client that can never connect, retries off.
+fn unreachable_queue() -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("eu-west-2"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .endpoint_url(closed_port())
+        .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+impl Api {
+    /// The API with posting enabled for [`WRITERS`] and access `rules`.
+    async fn writable(rules: api::access::Rules) -> Self {
+        let mut state = state(hs256_auth()).await;
+        state.ingest = Some(Arc::new(api::ingest::Ingest {
+            sqs: unreachable_queue(),
+            queue_url: "http://127.0.0.1:1/queue/activities.fifo".into(),
+            writer_groups: vec![WRITERS.into()],
+            mapping: domain::Mapping::default(),
+        }));
+        state.access = Arc::new(api::access::Policy {
+            rules,
+            ..Default::default()
+        });
+        let settings = settings(Duration::from_secs(10));
+        Self {
+            app: BoxCloneService::new(api::app(state, &settings)),
+            token: writer_token(),
+        }
+    }
+
+    /// POST `body` to the list route as `content_type`, with the accepted token.
+    async fn post(&self, content_type: &str, body: impl Into<Body>) -> Reply {
+        let req = Request::post(LIST)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body.into())
+            .unwrap();
+        self.send(req).await
+    }
+
+    async fn post_json(&self, body: &Value) -> Reply {
+        self.post("application/json", body.to_string()).await
+    }
+}
+
+fn writer_token() -> String {
+    sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        None,
+        json!({"groups": ["housing-staff", WRITERS]}),
+    )
+}
+
+fn activity() -> Value {
+    json!({
+        "id": Uuid::new_v4(), "type": "migrate", "targetType": "tenure",
+        "targetId": Uuid::new_v4(), "createdAt": "2021-02-19T15:12:00Z",
+        "newData": { "paymentReference": "123" },
+        "authorDetails": { "fullName": "Migration Team", "email": "migration@example.gov.uk" }
+    })
+}
+
+#[tokio::test]
+async fn without_an_ingest_queue_a_post_is_a_405_saying_writing_is_not_enabled() {
+    let api = Api::new(hs256_auth()).await;
+    let reply = api.post_json(&activity()).await;
+    reply.assert_error(405, "writing is not enabled", "read-only API");
+    assert_eq!(reply.header("allow"), Some("GET"));
+}
+
+#[tokio::test]
+async fn only_writers_may_post() {
+    let mut api = Api::writable(api::access::Rules::open()).await;
+    api.token = hs256_token();
+    api.post_json(&activity())
+        .await
+        .assert_error(403, "groups allowed to post", "a reader");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_or_not_activities_is_refused_with_what_to_send() {
+    let api = Api::writable(api::access::Rules::open()).await;
+    api.post("text/plain", activity().to_string())
+        .await
+        .assert_error(415, "Content-Type: application/json", "text/plain");
+    api.post("application/json", "{\"id\": ")
+        .await
+        .assert_error(400, "not JSON", "cut short");
+    api.post_json(&json!([]))
+        .await
+        .assert_error(400, "at least one", "empty array");
+    api.post_json(&json!("activity")).await.assert_error(
+        400,
+        "an activity (a JSON object) or an array",
+        "a string",
+    );
+    let many: Vec<Value> = (0..26).map(|_| activity()).collect();
+    api.post_json(&Value::from(many))
+        .await
+        .assert_error(400, "at most 25", "26 activities");
+    let huge = json!({"newData": {"notes": "x".repeat(1024 * 1024)}});
+    api.post_json(&huge)
+        .await
+        .assert_error(413, "over 1048576 bytes", "over 1 MB");
+    let mut large = activity();
+    large["newData"]["notes"] = json!("x".repeat(300 * 1024));
+    api.post_json(&json!([activity(), large]))
+        .await
+        .assert_error(413, "item 1 is over 262144 bytes", "one item over 256 KiB");
+}
+
+#[tokio::test]
+async fn an_invalid_item_is_named_by_its_index_and_field() {
+    let api = Api::writable(api::access::Rules::open()).await;
+    let cases = [
+        (
+            1,
+            "type",
+            json!("edit"),
+            "field `type` should be one of create, update",
+        ),
+        (
+            2,
+            "targetId",
+            json!("not-a-guid"),
+            "item 2: field `targetId` is not a GUID",
+        ),
+        (
+            0,
+            "authorDetails",
+            Value::Null,
+            "item 0: required field `authorDetails` is missing",
+        ),
+        (
+            1,
+            "targetType",
+            json!("tenancy"),
+            "should be one of the target types",
+        ),
+    ];
+    for (index, field, value, needle) in cases {
+        let mut items = vec![activity(), activity(), activity()];
+        items[index][field] = value;
+        let reply = api.post_json(&Value::from(items)).await;
+        reply.assert_error(400, &format!("item {index}: "), field);
+        reply.assert_error(400, needle, field);
+    }
+    let twice = activity();
+    api.post_json(&json!([activity(), twice, twice]))
+        .await
+        .assert_error(400, "item 2: id", "the same id twice");
+}
+
+#[tokio::test]
+async fn a_writer_may_post_only_target_types_it_may_read() {
+    let rules = api::access::Rules::parse(
+        "[groups]\n\"housing-staff\" = [\"person\"]\n\"history-writers\" = [\"person\"]\n",
+    )
+    .unwrap();
+    let api = Api::writable(rules).await;
+    let mut person = activity();
+    person["targetType"] = json!("person");
+    api.post_json(&json!([person, activity()]))
+        .await
+        .assert_error(
+            403,
+            "item 1: your groups may not read targetType `tenure`",
+            "tenure",
+        );
+}
+
+#[tokio::test]
+async fn a_queue_that_cannot_be_reached_is_a_503_saying_nothing_was_queued() {
+    let api = Api::writable(api::access::Rules::open()).await;
+    api.post_json(&activity()).await.assert_error(
+        503,
+        "none of the activities was queued",
+        "unreachable queue",
     );
 }

@@ -100,7 +100,18 @@ pub enum TransformError {
 
 /// Parses a message body and applies the mapping: the whole write-path logic short of I/O.
 pub fn transform(body: &[u8], mapping: &Mapping) -> Result<Outcome, TransformError> {
-    records_from(Event::parse(body)?, mapping)
+    records_of(crate::Inbound::parse(body)?, mapping)
+}
+
+/// The records a parsed queue message produces: an event's, or the one record of
+/// a posted activity.
+pub fn records_of(message: crate::Inbound, mapping: &Mapping) -> Result<Outcome, TransformError> {
+    match message {
+        crate::Inbound::Event(e) => records_from(e, mapping),
+        crate::Inbound::Posted(p, correlation) => {
+            Ok(Outcome::Record(vec![p.into_record(mapping, correlation)?]))
+        }
+    }
 }
 
 /// The records an already parsed event produces; the event's data moves into
@@ -133,20 +144,7 @@ pub fn records_from(event: Event, mapping: &Mapping) -> Result<Outcome, Transfor
         new_data,
         ..
     } = event;
-    let empty = Value::Object(Map::new());
-    let old_side = Some(old_data.as_ref().unwrap_or(&empty));
-    let new_side = Some(new_data.as_ref().unwrap_or(&empty));
-    // Updates keep only what changed; the others keep the data whole.
-    let (old_data, new_data, changes) = match rule.activity {
-        ActivityType::Update | ActivityType::End => {
-            let d = diff::diff(old_side, new_side);
-            (d.old, d.new, d.changes)
-        }
-        ActivityType::Create | ActivityType::Delete | ActivityType::Migrate => {
-            let changes = diff::changes(old_side, new_side);
-            (old_data, new_data, changes)
-        }
-    };
+    let (old_data, new_data, changes) = reduce(rule.activity, old_data, new_data);
     let author = match user {
         Some(u) if !u.name.trim().is_empty() || !u.email.trim().is_empty() => Author {
             full_name: u.name,
@@ -194,21 +192,50 @@ pub fn records_from(event: Event, mapping: &Mapping) -> Result<Outcome, Transfor
                 provenance: Some(provenance),
                 truncated: false,
             };
-            if let Some(fields) = mapping.masked_fields(target_type) {
-                for v in [a.old_data.as_mut(), a.new_data.as_mut()]
-                    .into_iter()
-                    .flatten()
-                {
-                    diff::mask_value(v, fields);
-                }
-                if let Some(c) = a.changes.as_mut() {
-                    diff::mask_changes(c, fields);
-                }
-            }
+            mask(&mut a, mapping);
             Some(a)
         })
         .collect();
     Ok(Outcome::Record(records))
+}
+
+/// Old and new data as a record keeps them, with the list of changes: an update
+/// or end keeps only what changed, the others keep the data whole.
+pub(crate) fn reduce(
+    activity: ActivityType,
+    old_data: Option<Value>,
+    new_data: Option<Value>,
+) -> (Option<Value>, Option<Value>, Vec<Change>) {
+    let empty = Value::Object(Map::new());
+    let old_side = Some(old_data.as_ref().unwrap_or(&empty));
+    let new_side = Some(new_data.as_ref().unwrap_or(&empty));
+    match activity {
+        ActivityType::Update | ActivityType::End => {
+            let d = diff::diff(old_side, new_side);
+            (d.old, d.new, d.changes)
+        }
+        ActivityType::Create | ActivityType::Delete | ActivityType::Migrate => {
+            let changes = diff::changes(old_side, new_side);
+            (old_data, new_data, changes)
+        }
+    }
+}
+
+/// Masks the fields the mapping masks for the record's target type, in its data
+/// and its changes.
+pub(crate) fn mask(a: &mut Activity, mapping: &Mapping) {
+    let Some(fields) = mapping.masked_fields(&a.target_type) else {
+        return;
+    };
+    for v in [a.old_data.as_mut(), a.new_data.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        diff::mask_value(v, fields);
+    }
+    if let Some(c) = a.changes.as_mut() {
+        diff::mask_changes(c, fields);
+    }
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ impl Event {
 
 /// JSON with every object's keys in sorted order, so equal values write equal text
 /// whatever order they arrived in.
-fn write_canonical(v: &Value, out: &mut String) {
+pub(crate) fn write_canonical(v: &Value, out: &mut String) {
     match v {
         Value::Object(m) => {
             let mut entries: Vec<(&String, &Value)> = m.iter().collect();
@@ -157,6 +157,22 @@ pub enum EventError {
         /// What JSON type was expected, e.g. "a string".
         expected: &'static str,
     },
+    /// A field is present but its value is not one this service accepts.
+    #[error("field `{name}` should be {expected}")]
+    Invalid {
+        /// Field name as posted.
+        name: &'static str,
+        /// What would be accepted.
+        expected: String,
+    },
+    /// A posted activity has a field this service does not read.
+    #[error("field `{name}` is not one this service reads; an activity has {known}")]
+    UnknownField {
+        /// The field as posted, cut to 100 characters.
+        name: String,
+        /// The fields an activity may have.
+        known: &'static str,
+    },
 }
 
 impl EventError {
@@ -168,15 +184,17 @@ impl EventError {
             Self::BadGuid { .. } => "bad_guid",
             Self::BadDate { .. } => "bad_date",
             Self::WrongType { .. } => "wrong_type",
+            Self::Invalid { .. } => "invalid",
+            Self::UnknownField { .. } => "unknown_field",
         }
     }
 }
 
-fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+pub(crate) fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.get(name).filter(|v| !v.is_null())
 }
 
-fn opt_str<'a>(
+pub(crate) fn opt_str<'a>(
     obj: &'a Map<String, Value>,
     name: &'static str,
 ) -> Result<Option<&'a str>, EventError> {
@@ -190,17 +208,23 @@ fn opt_str<'a>(
     }
 }
 
-fn req_str<'a>(obj: &'a Map<String, Value>, name: &'static str) -> Result<&'a str, EventError> {
+pub(crate) fn req_str<'a>(
+    obj: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<&'a str, EventError> {
     opt_str(obj, name)?.ok_or(EventError::MissingField { name })
 }
 
-fn opt_guid(obj: &Map<String, Value>, name: &'static str) -> Result<Option<Uuid>, EventError> {
+pub(crate) fn opt_guid(
+    obj: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<Uuid>, EventError> {
     opt_str(obj, name)?
         .map(|s| parse_guid(s).ok_or(EventError::BadGuid { name }))
         .transpose()
 }
 
-fn req_guid(obj: &Map<String, Value>, name: &'static str) -> Result<Uuid, EventError> {
+pub(crate) fn req_guid(obj: &Map<String, Value>, name: &'static str) -> Result<Uuid, EventError> {
     opt_guid(obj, name)?.ok_or(EventError::MissingField { name })
 }
 

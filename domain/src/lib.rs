@@ -6,6 +6,7 @@
 //! - [`mapping`]: which event type records what (docs/contracts.md §2), masks, retention.
 //! - [`diff`]: old/new data reduced to what changed, and masking.
 //! - [`activity`]: the activity record and the transform from an event.
+//! - [`posted`]: activities posted over HTTP, and the queue message that carries them.
 //! - [`item`]: the DynamoDB item codec, compatible with the existing table.
 //! - [`token`]: opaque, HMAC-authenticated page tokens.
 //! - [`table`]: the table's names: key attributes, indexes, TTL attribute.
@@ -17,6 +18,7 @@ pub mod diff;
 pub mod event;
 pub mod item;
 pub mod mapping;
+pub mod posted;
 #[cfg(feature = "sample")]
 pub mod sample;
 pub mod settings;
@@ -25,8 +27,10 @@ pub mod time;
 pub mod token;
 
 pub use activity::{
-    Activity, Author, Outcome, Provenance, TransformError, activity_id, records_from, transform,
+    Activity, Author, Outcome, Provenance, TransformError, activity_id, records_from, records_of,
+    transform,
 };
 pub use event::{Event, EventError};
 pub use mapping::{ActivityType, Mapping};
+pub use posted::{Inbound, PostedActivity};
 pub use time::Timestamp;

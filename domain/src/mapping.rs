@@ -259,6 +259,19 @@ impl Mapping {
         self.retention_days.get(target_type).copied()
     }
 
+    /// Every target type some event type records, sorted: the target types an
+    /// activity may be posted for.
+    pub fn target_types(&self) -> BTreeSet<&str> {
+        let mut types = BTreeSet::new();
+        for rule in self.rules.values() {
+            if let Rule::Record(r) = rule {
+                types.insert(r.target_type.as_str());
+                types.extend(r.also_on_entity_target.as_deref());
+            }
+        }
+        types
+    }
+
     /// Every mapped event type, sorted, for documentation and tests.
     pub fn event_types(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.rules.keys().map(String::as_str).collect();

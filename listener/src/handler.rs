@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use domain::event::{EventError, EventLabels};
 use domain::item::Item;
-use domain::{Event, Mapping, Outcome, TransformError};
+use domain::{Inbound, Mapping, Outcome, TransformError};
 use tracing::{Instrument, Span, info, info_span, warn};
 
 use crate::metrics::{BatchCounts, Metrics};
@@ -171,10 +171,13 @@ pub struct Rejected {
 
 /// One parsed body becomes the items it asks the table to hold, or a failure.
 /// No I/O: a record too large for the table is reduced here and logged.
-pub fn prepare(parsed: Result<Event, EventError>, mapping: &Mapping) -> Result<Prepared, Rejected> {
+pub fn prepare(
+    parsed: Result<Inbound, EventError>,
+    mapping: &Mapping,
+) -> Result<Prepared, Rejected> {
     let records = match parsed
         .map_err(TransformError::from)
-        .and_then(|e| domain::records_from(e, mapping))
+        .and_then(|m| domain::records_of(m, mapping))
     {
         Ok(Outcome::Ignored) => return Ok(Prepared::Ignored),
         Ok(Outcome::Record(records)) => records,
@@ -230,7 +233,7 @@ pub fn plan(messages: &[Message], mapping: &Mapping) -> Plan {
     for (i, m) in messages.iter().enumerate() {
         // Parse once: the span's labels come from the parsed event, and only a
         // body that does not parse is peeked at for what it can tell.
-        let parsed = Event::parse(m.body.as_bytes());
+        let parsed = Inbound::parse(m.body.as_bytes());
         let span = message_span(m, &parsed);
         let _enter = span.enter();
         let group = m.group_id.as_deref();
@@ -264,9 +267,9 @@ pub fn plan(messages: &[Message], mapping: &Mapping) -> Plan {
     plan
 }
 
-fn message_span(m: &Message, parsed: &Result<Event, EventError>) -> Span {
+fn message_span(m: &Message, parsed: &Result<Inbound, EventError>) -> Span {
     let labels = match parsed {
-        Ok(e) => EventLabels::of(e),
+        Ok(inbound) => inbound.labels(),
         Err(_) => EventLabels::peek(m.body.as_bytes()),
     };
     info_span!(
@@ -413,6 +416,32 @@ mod tests {
         assert_eq!(p.records, [1, 2]);
         let owners: Vec<usize> = p.items.iter().map(|(i, _)| *i).collect();
         assert_eq!(owners, [0, 1, 1]);
+    }
+
+    fn posted(target_type: &str) -> String {
+        let id = Uuid::new_v4();
+        let activity = json!({
+            "id": id, "type": "create", "targetType": target_type, "targetId": Uuid::new_v4(),
+            "createdAt": "2021-02-19T15:12:00Z", "newData": {"a": 1},
+            "authorDetails": {"fullName": "Ann Officer", "email": ""}
+        });
+        json!({"id": id, "eventType": "ActivityPosted", "activity": activity}).to_string()
+    }
+
+    #[test]
+    fn a_posted_activity_is_recorded_with_its_id_unless_its_target_type_is_unknown() {
+        let body = posted("tenure");
+        let p = plan(
+            &[
+                message(body.clone(), None),
+                message(posted("tenancy"), None),
+            ],
+            &Mapping::default(),
+        );
+        assert_eq!(p.decided, [None, MALFORMED]);
+        let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].clone();
+        let stored = p.items[0].1.get("id").and_then(|v| v.as_s().ok()).cloned();
+        assert_eq!(stored.as_deref(), id.as_str());
     }
 
     #[test]

@@ -73,6 +73,7 @@ impl TableOnly {
             token_key: domain::token::TokenKey::new(TOKEN_KEY.as_bytes().to_vec()).expect("key"),
             verifier: std::sync::Arc::new(api::auth::Verifier::new(auth).await.expect("verifier")),
             access: Default::default(),
+            ingest: None,
         }
     }
 
@@ -120,5 +121,35 @@ impl TableOnly {
                 .await
                 .expect("put_item");
         }
+    }
+}
+
+impl crate::TestStack {
+    /// The API over this stack's table with posting enabled for `writer_groups`,
+    /// queuing to this stack's activity queue; `None`: read-only.
+    pub async fn api_app(&self, writer_groups: Option<&[&str]>) -> App {
+        let mut state = api::AppState {
+            store: api::store::Store {
+                client: self.dynamodb.clone(),
+                table: self.provisioned.table.clone(),
+            },
+            token_key: domain::token::TokenKey::new(TOKEN_KEY.as_bytes().to_vec()).expect("key"),
+            verifier: std::sync::Arc::new(
+                api::auth::Verifier::new(crate::hs256_auth())
+                    .await
+                    .expect("verifier"),
+            ),
+            access: Default::default(),
+            ingest: None,
+        };
+        state.ingest = writer_groups.map(|groups| {
+            std::sync::Arc::new(api::ingest::Ingest {
+                sqs: self.sqs.clone(),
+                queue_url: self.provisioned.queue_url.clone(),
+                writer_groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+                mapping: domain::Mapping::default(),
+            })
+        });
+        BoxCloneService::new(api::app(state, &settings()))
     }
 }

@@ -24,7 +24,10 @@ use crate::store::{Entry, Scope, Store};
 /// The routes of this module (all behind authentication).
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/activityhistory", get(list))
+        .route(
+            "/api/v1/activityhistory",
+            get(list).post(super::create::create),
+        )
         .route("/api/v1/activityhistory/export", get(export))
         .route("/api/v1/activityhistory/{id}", get(by_id))
 }
@@ -105,6 +108,19 @@ const EXPORT_PATH: &str = "/api/v1/activityhistory/export";
 /// The absolute URL of the next page or part: this request's URL at `path` with
 /// the new token.
 fn next_url(headers: &HeaderMap, raw: Option<&str>, path: &str, token: &str) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        if !k.eq_ignore_ascii_case("paginationToken") {
+            q.append_pair(&k, &v);
+        }
+    }
+    q.append_pair("paginationToken", token);
+    absolute_url(headers, &format!("{path}?{}", q.finish()))
+}
+
+/// `path_and_query` on the host and scheme this request was sent to (behind a
+/// proxy, the ones it forwarded).
+pub(super) fn absolute_url(headers: &HeaderMap, path_and_query: &str) -> String {
     let host = headers
         .get("x-forwarded-host")
         .or_else(|| headers.get(header::HOST))
@@ -115,14 +131,7 @@ fn next_url(headers: &HeaderMap, raw: Option<&str>, path: &str, token: &str) -> 
         .and_then(|h| h.to_str().ok())
         .filter(|p| *p == "https" || *p == "http")
         .unwrap_or("http");
-    let mut q = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        if !k.eq_ignore_ascii_case("paginationToken") {
-            q.append_pair(&k, &v);
-        }
-    }
-    q.append_pair("paginationToken", token);
-    format!("{proto}://{host}{path}?{}", q.finish())
+    format!("{proto}://{host}{path_and_query}")
 }
 
 /// Adds `Link: <url>; rel="next"` for clients that follow links.
@@ -205,7 +214,7 @@ fn not_found(target: Uuid) -> ApiError {
 }
 
 /// Writes the access-log line with the status actually answered.
-fn answer(result: Result<Response, ApiError>, log: &mut AccessLog) -> Response {
+pub(super) fn answer(result: Result<Response, ApiError>, log: &mut AccessLog) -> Response {
     let response = result.unwrap_or_else(IntoResponse::into_response);
     log.write(response.status().as_u16());
     response

@@ -17,6 +17,7 @@ use crate::AppState;
 use crate::{auth, correlation};
 
 pub(crate) mod activities;
+pub(crate) mod create;
 pub(crate) mod health;
 mod path;
 
@@ -29,8 +30,8 @@ pub use path::normalize_path;
         title = "activity-history",
         description = "Who changed what, when, and from what to what: the history of every entity on the housing and finance platform.",
     ),
-    paths(activities::list, activities::by_id, activities::export, health::ping),
-    components(schemas(crate::model::PageJson, crate::model::ActivityJson, crate::error::ErrorBody)),
+    paths(activities::list, create::create, activities::by_id, activities::export, health::ping),
+    components(schemas(crate::model::PageJson, crate::model::ActivityJson, crate::error::ErrorBody, crate::model::AcceptedJson, create::PostedActivityJson)),
     modifiers(&BearerScheme),
     tags(
         (name = "history", description = "A target's history"),
@@ -136,7 +137,7 @@ pub(crate) fn router(state: AppState, settings: &HttpSettings) -> Router {
         .collect();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

@@ -65,6 +65,15 @@ async fn openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
             "list lacks a {code} response"
         );
     }
+    let post = &doc["paths"]["/api/v1/activityhistory"]["post"];
+    for code in ["202", "400", "401", "403", "405", "413", "415", "503"] {
+        assert!(
+            post["responses"].get(code).is_some(),
+            "the post lacks a {code} response"
+        );
+    }
+    let body = &post["requestBody"]["content"]["application/json"]["schema"];
+    assert!(!body.is_null(), "the post documents no body: {post}");
 
     let file = std::env::temp_dir().join(format!("openapi-{}.json", Uuid::new_v4()));
     std::fs::write(&file, doc.to_string()).unwrap();

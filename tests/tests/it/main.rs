@@ -15,4 +15,5 @@ mod foundation;
 mod lambda;
 mod listener;
 mod operations;
+mod posting;
 mod soak;
