@@ -112,6 +112,8 @@ load_env "activity-listener provision" "$provisioned" \
   ACTIVITY_TABLE ACTIVITY_QUEUE_URL TOPIC_PERSON TOPIC_TENURE TOPIC_TRANSACTIONS
 echo "provisioned table $ACTIVITY_TABLE and queue $ACTIVITY_QUEUE_URL" >&2
 
+# Development-only key the API signs posted activities with, and the listener checks.
+export ACTIVITY_INGEST_KEY="${ACTIVITY_INGEST_KEY:-local-development-ingest-key-not-for-production}"
 "$bin/activity-listener" poll >>"$AH_RUN/listener.log" 2>&1 &
 listener_pid=$!
 pids+=("$listener_pid")

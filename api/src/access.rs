@@ -322,6 +322,8 @@ pub struct AccessLog {
     pub target_id: Option<Uuid>,
     /// The targets of the activities a post queued.
     pub targets: Vec<Uuid>,
+    /// A post's own id, which its records carry as `correlationId`.
+    pub post_id: Option<Uuid>,
     /// The activity asked for by a lookup.
     pub activity_id: Option<Uuid>,
     /// The filters, as bound into page tokens.
@@ -343,6 +345,7 @@ impl AccessLog {
             route,
             target_id: None,
             targets: Vec::new(),
+            post_id: None,
             activity_id: None,
             filters: String::new(),
             continued: false,
@@ -372,6 +375,7 @@ impl AccessLog {
             route,
             target_id,
             targets: Vec::new(),
+            post_id: None,
             activity_id: (route == Route::Lookup)
                 .then(|| domain::event::parse_guid(last))
                 .flatten(),
@@ -401,6 +405,7 @@ impl AccessLog {
             target_id = %id(self.target_id),
             target_ids = %self.targets.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","),
             activity_id = %id(self.activity_id),
+            post_id = %id(self.post_id),
             filters = %self.filters,
             continued = self.continued,
             status,

@@ -82,6 +82,16 @@ fn ingest(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Option<crate::
     let Some(queue_url) = config.ingest_queue_url.clone() else {
         return Ok(None);
     };
+    let key = config
+        .ingest_key
+        .as_ref()
+        .and_then(|k| domain::posted::IngestKey::new(k.expose().to_vec()))
+        .with_context(|| {
+            format!(
+                "ACTIVITY_INGEST_QUEUE_URL is set, so ACTIVITY_INGEST_KEY is required, at least {} bytes (the listener's key)",
+                domain::posted::MIN_KEY_BYTES
+            )
+        })?;
     let mapping = domain::Mapping::load(config.mapping_file.as_deref())?;
     let writer_groups = config.writer_groups();
     if writer_groups.is_empty() {
@@ -94,6 +104,7 @@ fn ingest(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Option<crate::
         queue_url,
         writer_groups,
         mapping,
+        key,
     }))
 }
 

@@ -40,7 +40,8 @@ impl std::fmt::Display for Secret {
     }
 }
 
-/// Serves the history of every entity over HTTP (read-only).
+/// Serves the history of every entity over HTTP; never writes the table (posted
+/// activities are queued for the listener).
 ///
 /// Runs as an AWS Lambda function behind API Gateway when AWS_LAMBDA_RUNTIME_API is set.
 #[derive(Debug, Parser)]
@@ -102,6 +103,11 @@ pub struct Config {
     /// Unset, the API is read-only.
     #[arg(long, env = "ACTIVITY_INGEST_QUEUE_URL")]
     pub ingest_queue_url: Option<String>,
+
+    /// Key (32 bytes or more) that signs posted activities' queue messages; the
+    /// listener's ACTIVITY_INGEST_KEY. Required with ACTIVITY_INGEST_QUEUE_URL.
+    #[arg(long, env = "ACTIVITY_INGEST_KEY", hide_env_values = true)]
+    pub ingest_key: Option<Secret>,
 
     /// Comma-separated groups whose members may post activities; none when unset.
     #[arg(long, env = "ACTIVITY_WRITER_GROUPS", value_delimiter = ',')]

@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The headers are larger than the API reads.
     #[error("{0}")]
     HeadersTooLarge(String),
+    /// The request contradicts what is recorded (an id already taken).
+    #[error("{0}")]
+    Conflict(String),
     /// Writing is not enabled on this API (a POST without an ingest queue).
     #[error("{0}")]
     NotWritable(String),
@@ -76,6 +79,7 @@ impl ApiError {
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::NotWritable(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::QueueUnavailable(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -3,8 +3,8 @@
 //! the activity queue the listener reads, which records it like any event.
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use domain::posted::IngestKey;
 use domain::{Mapping, PostedActivity};
-use uuid::Uuid;
 
 /// Most activities one post may carry.
 pub const MAX_ITEMS: usize = 25;
@@ -31,6 +31,8 @@ pub struct Ingest {
     pub writer_groups: Vec<String>,
     /// The listener's mapping: the target types that may be posted.
     pub mapping: Mapping,
+    /// Signs each message, so the listener knows it came from this API.
+    pub key: IngestKey,
 }
 
 /// A send that stopped part way.
@@ -48,18 +50,18 @@ impl Ingest {
         groups.iter().any(|g| self.writer_groups.contains(g))
     }
 
-    /// Queues `items` in order, ten to a request: FIFO group = target id, so each
-    /// target's activities are recorded in order; deduplication id = activity id,
-    /// so a repeat within SQS's five-minute window is dropped by the queue itself.
-    /// Stops after the first request that fails or has a refused entry.
+    /// Queues `items` with their `messages`, in order, in batches SQS takes: FIFO
+    /// group = target id, so each target's activities are recorded in order;
+    /// deduplication id = the activity's digest, so the queue itself drops an
+    /// exact repeat within five minutes, and nothing else. Stops after the first
+    /// request that fails or has a refused entry.
     pub async fn send(
         &self,
         items: &[PostedActivity],
-        correlation: Option<Uuid>,
+        messages: &[String],
     ) -> Result<(), SendFailed> {
-        let messages: Vec<String> = items.iter().map(|p| p.to_message(correlation)).collect();
         let mut accepted = Vec::with_capacity(items.len());
-        for (first, end) in batches(&messages) {
+        for (first, end) in batches(messages) {
             let chunk = &items[first..end];
             let refused = self
                 .send_batch(chunk, &messages[first..end], first)
@@ -95,7 +97,7 @@ impl Ingest {
                     .id((first + i).to_string())
                     .message_body(body)
                     .message_group_id(p.target_id.to_string())
-                    .message_deduplication_id(p.id.to_string())
+                    .message_deduplication_id(p.digest())
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()
@@ -108,11 +110,10 @@ impl Ingest {
             .send()
             .await
             .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
-        let mut refused: Vec<usize> = out
-            .failed()
-            .iter()
-            .filter_map(|f| f.id().parse().ok())
-            .collect();
+        // An entry id the queue did not send back as given: count the whole
+        // batch refused rather than guess.
+        let named: Option<Vec<usize>> = out.failed().iter().map(|f| f.id().parse().ok()).collect();
+        let mut refused = named.unwrap_or_else(|| (first..first + chunk.len()).collect());
         refused.sort_unstable();
         Ok(refused)
     }

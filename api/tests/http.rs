@@ -912,6 +912,7 @@ impl Api {
             queue_url: "http://127.0.0.1:1/queue/activities.fifo".into(),
             writer_groups: vec![WRITERS.into()],
             mapping: domain::Mapping::default(),
+            key: domain::posted::IngestKey::new([5u8; 32]).unwrap(),
         }));
         state.access = Arc::new(api::access::Policy {
             rules,
@@ -1034,6 +1035,12 @@ async fn an_invalid_item_is_named_by_its_index_and_field() {
             json!("tenancy"),
             "should be one of the target types",
         ),
+        (
+            0,
+            "timetoLiveForRecord",
+            json!(30),
+            "30 days after createdAt has already passed",
+        ),
     ];
     for (index, field, value, needle) in cases {
         let mut items = vec![activity(), activity(), activity()];
@@ -1067,11 +1074,12 @@ async fn a_writer_may_post_only_target_types_it_may_read() {
 }
 
 #[tokio::test]
-async fn a_queue_that_cannot_be_reached_is_a_503_saying_nothing_was_queued() {
+async fn a_valid_post_the_api_cannot_check_or_queue_is_a_503_that_says_to_try_again() {
+    // The table is asked first (is an id already recorded?), and cannot answer.
     let api = Api::writable(api::access::Rules::open()).await;
     api.post_json(&activity()).await.assert_error(
         503,
-        "none of the activities was queued",
-        "unreachable queue",
+        "try again shortly",
+        "unreachable table and queue",
     );
 }

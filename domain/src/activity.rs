@@ -98,9 +98,11 @@ pub enum TransformError {
     Unmapped(#[from] Unmapped),
 }
 
-/// Parses a message body and applies the mapping: the whole write-path logic short of I/O.
+/// Parses a message body and applies the mapping: the whole write-path logic short
+/// of I/O. Without an ingest key, posted activities are refused (see
+/// [`crate::Inbound::parse`]).
 pub fn transform(body: &[u8], mapping: &Mapping) -> Result<Outcome, TransformError> {
-    records_of(crate::Inbound::parse(body)?, mapping)
+    records_of(crate::Inbound::parse(body, None)?, mapping)
 }
 
 /// The records a parsed queue message produces: an event's, or the one record of
@@ -108,8 +110,8 @@ pub fn transform(body: &[u8], mapping: &Mapping) -> Result<Outcome, TransformErr
 pub fn records_of(message: crate::Inbound, mapping: &Mapping) -> Result<Outcome, TransformError> {
     match message {
         crate::Inbound::Event(e) => records_from(e, mapping),
-        crate::Inbound::Posted(p, correlation) => {
-            Ok(Outcome::Record(vec![p.into_record(mapping, correlation)?]))
+        crate::Inbound::Posted(p, posting) => {
+            Ok(Outcome::Record(vec![p.into_record(mapping, posting)?]))
         }
     }
 }

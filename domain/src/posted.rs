@@ -75,18 +75,95 @@ pub struct PostedActivity {
     pub source_domain: String,
 }
 
+/// The key the API signs posted activities' messages with and the listener checks
+/// them with (`ACTIVITY_INGEST_KEY`): the queue also takes messages from every
+/// domain topic, so only a signature tells the API's messages apart.
+#[derive(Clone)]
+pub struct IngestKey(Vec<u8>);
+
+impl std::fmt::Debug for IngestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IngestKey(<redacted>)")
+    }
+}
+
+/// The shortest ingest key accepted, in bytes.
+pub const MIN_KEY_BYTES: usize = 32;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+impl IngestKey {
+    /// A key of at least [`MIN_KEY_BYTES`] bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Option<Self> {
+        let bytes = bytes.into();
+        (bytes.len() >= MIN_KEY_BYTES).then_some(Self(bytes))
+    }
+
+    fn mac(&self, posted: &PostedActivity, posting: &Posting) -> HmacSha256 {
+        use hmac::Mac;
+        // Any key length is valid for HMAC.
+        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let correlation = posting
+            .correlation_id
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        let signed = serde_json::to_string(&(POSTED_EVENT_TYPE, correlation, &posting.posted_by));
+        m.update(signed.unwrap_or_default().as_bytes());
+        m.update(posted.digest().as_bytes());
+        m
+    }
+
+    /// The signature of a posted activity's message, hex.
+    pub fn sign(&self, posted: &PostedActivity, posting: &Posting) -> String {
+        use hmac::Mac;
+        let tag = self.mac(posted, posting).finalize().into_bytes();
+        tag.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether `signature` is this key's, compared in constant time.
+    fn verify(&self, posted: &PostedActivity, posting: &Posting, signature: &str) -> bool {
+        use hmac::Mac;
+        let Some(bytes) = hex_bytes(signature) else {
+            return false;
+        };
+        self.mac(posted, posting).verify_slice(&bytes).is_ok()
+    }
+}
+
+fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Who posted an activity, carried in its message and signed with it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Posting {
+    /// A new id per post (not the caller's `x-correlation-id`, which anyone may
+    /// set): on the records and on the post's access-log line.
+    pub correlation_id: Option<Uuid>,
+    /// The poster's `sub` claim, kept in the record's `sourceSystem`.
+    pub posted_by: String,
+}
+
 /// A queue message: an event, or an activity posted over HTTP.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inbound {
     /// A domain service's change event.
     Event(Event),
-    /// A posted activity, with the correlation id of the request that posted it.
-    Posted(PostedActivity, Option<Uuid>),
+    /// A posted activity, with who posted it.
+    Posted(PostedActivity, Posting),
 }
 
 impl Inbound {
-    /// Parses a queue message body.
-    pub fn parse(body: &[u8]) -> Result<Self, EventError> {
+    /// Parses a queue message body. A posted activity's message is accepted only
+    /// when signed with `key`; without a key none is.
+    pub fn parse(body: &[u8], key: Option<&IngestKey>) -> Result<Self, EventError> {
         let value: Value = serde_json::from_slice(body).map_err(|e| EventError::NotJson {
             detail: e.to_string(),
         })?;
@@ -98,23 +175,35 @@ impl Inbound {
             }
             other => return Event::from_value(other).map(Self::Event),
         };
-        let correlation = opt_guid(&envelope, "correlationId")?;
+        let posting = Posting {
+            correlation_id: opt_guid(&envelope, "correlationId")?,
+            posted_by: opt_str(&envelope, "postedBy")?
+                .unwrap_or_default()
+                .to_owned(),
+        };
         let activity = envelope
             .remove("activity")
             .ok_or(EventError::MissingField { name: "activity" })?;
+        let signature = opt_str(&envelope, "signature")?.unwrap_or_default();
         // Queued by the API moments ago: "now" only bounds how far ahead it may be.
         let posted = PostedActivity::from_value(activity, None, Timestamp::now())?;
-        Ok(Self::Posted(posted, correlation))
+        if !key.is_some_and(|k| k.verify(&posted, &posting, signature)) {
+            return Err(invalid(
+                "signature",
+                "the signature of this service's API (ACTIVITY_INGEST_KEY): only the API may queue posted activities",
+            ));
+        }
+        Ok(Self::Posted(posted, posting))
     }
 
     /// The labels for the message's log lines.
     pub fn labels(&self) -> event::EventLabels {
         match self {
             Self::Event(e) => event::EventLabels::of(e),
-            Self::Posted(p, correlation) => event::EventLabels {
+            Self::Posted(p, posting) => event::EventLabels {
                 event_id: Some(p.id.to_string()),
                 event_type: Some(POSTED_EVENT_TYPE.to_owned()),
-                correlation_id: correlation.map(|c| c.to_string()),
+                correlation_id: posting.correlation_id.map(|c| c.to_string()),
             },
         }
     }
@@ -328,17 +417,20 @@ impl PostedActivity {
         })
     }
 
-    /// The queue message that asks the listener to record this activity.
+    /// The queue message that asks the listener to record this activity, signed
+    /// with `key`.
     ///
     /// SQS refuses bodies holding U+FFFE or U+FFFF (JSON allows them, and the
     /// serialiser already escapes control characters): they are written as
     /// `\ufffe` and `\uffff`, which read back as the same text.
-    pub fn to_message(&self, correlation_id: Option<Uuid>) -> String {
+    pub fn to_message(&self, posting: &Posting, key: &IngestKey) -> String {
         let text = json!({
             "id": self.id,
             "eventType": POSTED_EVENT_TYPE,
-            "correlationId": correlation_id,
+            "correlationId": posting.correlation_id,
+            "postedBy": posting.posted_by,
             "activity": self.to_value(),
+            "signature": key.sign(self, posting),
         })
         .to_string();
         if !text.contains(['\u{fffe}', '\u{ffff}']) {
@@ -361,11 +453,7 @@ impl PostedActivity {
 
     /// The record the listener writes: the same reduction, masks and retention
     /// as an event's, with the id it was posted with.
-    pub fn into_record(
-        self,
-        mapping: &Mapping,
-        correlation_id: Option<Uuid>,
-    ) -> Result<Activity, EventError> {
+    pub fn into_record(self, mapping: &Mapping, posting: Posting) -> Result<Activity, EventError> {
         if !mapping.target_types().contains(self.target_type.as_str()) {
             // The listener's mapping may differ from the API's.
             return Err(unknown_target_type(mapping));
@@ -390,8 +478,11 @@ impl PostedActivity {
             provenance: Some(Provenance {
                 event_id: self.id,
                 event_type: POSTED_EVENT_TYPE.to_owned(),
-                correlation_id,
-                source_system: POSTED_SOURCE_SYSTEM.to_owned(),
+                correlation_id: posting.correlation_id,
+                source_system: match posting.posted_by.trim() {
+                    "" => POSTED_SOURCE_SYSTEM.to_owned(),
+                    by => format!("{POSTED_SOURCE_SYSTEM} ({by})"),
+                },
                 event_digest,
             }),
             truncated: false,
@@ -430,6 +521,10 @@ mod tests {
             "newData": { "firstName": "Susanna", "title": "Ms" },
             "authorDetails": { "fullName": "Ann Officer", "email": "ann@example.gov.uk" }
         })
+    }
+
+    fn key() -> IngestKey {
+        IngestKey::new(*b"an-ingest-key-of-32-bytes-or-mor").unwrap()
     }
 
     fn parse(v: Value) -> Result<PostedActivity, EventError> {
@@ -534,7 +629,11 @@ mod tests {
         let p = parse(posted()).unwrap();
         let digest = p.digest();
         let correlation = Uuid::new_v4();
-        let a = p.into_record(&mapping, Some(correlation)).unwrap();
+        let posting = Posting {
+            correlation_id: Some(correlation),
+            posted_by: "migration-team".into(),
+        };
+        let a = p.into_record(&mapping, posting).unwrap();
         assert_eq!(a.id.to_string(), ID);
         assert_eq!(a.target_id.to_string(), TARGET);
         assert_eq!(a.old_data, Some(json!({"firstName": "Susan"})));
@@ -543,6 +642,7 @@ mod tests {
         let prov = a.provenance.unwrap();
         assert_eq!(prov.event_type, "ActivityPosted");
         assert_eq!(prov.correlation_id, Some(correlation));
+        assert_eq!(prov.source_system, "ActivityHistoryAPI (migration-team)");
         assert_eq!(prov.event_digest, Some(digest));
     }
 
@@ -557,14 +657,17 @@ mod tests {
             .unwrap();
         let a = parse(posted())
             .unwrap()
-            .into_record(&mapping, None)
+            .into_record(&mapping, Posting::default())
             .unwrap();
         let created = Timestamp::parse("2021-02-19T15:12:00Z").unwrap();
         assert_eq!(a.ttl, Some(created.plus_days(10).unix_seconds()));
         assert_ne!(a.new_data, Some(json!({"firstName": "Susanna"})), "masked");
         let mut v = posted();
         v["timetoLiveForRecord"] = json!(365);
-        let a = parse(v).unwrap().into_record(&mapping, None).unwrap();
+        let a = parse(v)
+            .unwrap()
+            .into_record(&mapping, Posting::default())
+            .unwrap();
         assert_eq!(a.ttl, Some(created.plus_days(365).unix_seconds()));
     }
 
@@ -581,10 +684,14 @@ mod tests {
     fn a_queue_message_is_told_apart_from_an_event_and_read_back() {
         let p = parse(posted()).unwrap();
         let correlation = Uuid::new_v4();
-        let message = p.to_message(Some(correlation));
+        let posting = Posting {
+            correlation_id: Some(correlation),
+            posted_by: "writer".into(),
+        };
+        let message = p.to_message(&posting, &key());
         assert_eq!(
-            Inbound::parse(message.as_bytes()).unwrap(),
-            Inbound::Posted(p, Some(correlation))
+            Inbound::parse(message.as_bytes(), Some(&key())).unwrap(),
+            Inbound::Posted(p, posting)
         );
         let labels = event::EventLabels::peek(message.as_bytes());
         assert_eq!(labels.event_id.as_deref(), Some(ID));
@@ -594,7 +701,7 @@ mod tests {
             "sourceSystem": "PersonAPI", "dateTime": "2021-09-14T10:02:31Z", "entityId": TARGET,
         });
         assert!(matches!(
-            Inbound::parse(event.to_string().as_bytes()).unwrap(),
+            Inbound::parse(event.to_string().as_bytes(), None).unwrap(),
             Inbound::Event(_)
         ));
     }
@@ -604,14 +711,42 @@ mod tests {
         let mut v = posted();
         v["newData"]["firstName"] = json!("Sue\u{ffff}\u{fffe}\u{1}");
         let p = parse(v).unwrap();
-        let message = p.to_message(None);
+        let message = p.to_message(&Posting::default(), &key());
         assert!(
             !message.contains(['\u{fffe}', '\u{ffff}', '\u{1}']),
             "{message}"
         );
         assert_eq!(
-            Inbound::parse(message.as_bytes()).unwrap(),
-            Inbound::Posted(p, None)
+            Inbound::parse(message.as_bytes(), Some(&key())).unwrap(),
+            Inbound::Posted(p, Posting::default())
+        );
+    }
+
+    #[test]
+    fn only_a_message_signed_with_the_key_is_read_as_posted() {
+        let p = parse(posted()).unwrap();
+        let message = p.to_message(&Posting::default(), &key());
+        let other = IngestKey::new([7u8; 32]).unwrap();
+        for refused in [None, Some(&other)] {
+            let e = Inbound::parse(message.as_bytes(), refused).unwrap_err();
+            assert!(e.to_string().contains("`signature`"), "{e}");
+        }
+        let forged = message.replace("Susanna", "Mallory");
+        assert!(
+            Inbound::parse(forged.as_bytes(), Some(&key())).is_err(),
+            "changed after signing"
+        );
+        let unsigned = message.replace("\"signature\"", "\"signed\"");
+        let other_poster = message.replace("\"postedBy\":\"\"", "\"postedBy\":\"someone\"");
+        assert_ne!(other_poster, message);
+        assert!(
+            Inbound::parse(other_poster.as_bytes(), Some(&key())).is_err(),
+            "the poster is signed"
+        );
+        assert!(Inbound::parse(unsigned.as_bytes(), Some(&key())).is_err());
+        assert!(
+            IngestKey::new(vec![1u8; 31]).is_none(),
+            "short keys are refused"
         );
     }
 

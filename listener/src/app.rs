@@ -25,7 +25,7 @@ pub fn run() -> Result<()> {
 /// The whole `activity-listener` program: parse the command line, set up JSON
 /// logging, build the clients once and run the command.
 pub async fn main() -> Result<()> {
-    let cli = Cli::load();
+    let mut cli = Cli::load();
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
@@ -35,7 +35,7 @@ pub async fn main() -> Result<()> {
         .with_span_list(false)
         .with_writer(std::io::stderr)
         .init();
-    let command = match cli.command {
+    let command = match cli.command.take() {
         Some(c) => c,
         None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => Command::Lambda,
         None => bail!("no command given; see activity-listener --help"),
@@ -51,6 +51,7 @@ pub async fn main() -> Result<()> {
         table: cli.table.clone(),
         mapping: mapping.clone(),
         metrics: Arc::default(),
+        ingest_key: cli.ingest_key.clone(),
     };
     match command {
         Command::Lambda => lambda::run_lambda(processor)

@@ -22,9 +22,24 @@ pub struct Cli {
     #[arg(long, env = "ACTIVITY_MAPPING_FILE", global = true)]
     pub mapping_file: Option<PathBuf>,
 
+    /// Key (32 bytes or more) the API signs posted activities with; the same as
+    /// the API's. Unset, posted activities are refused as malformed.
+    #[arg(long, env = "ACTIVITY_INGEST_KEY", hide_env_values = true, global = true, value_parser = ingest_key)]
+    pub ingest_key: Option<domain::posted::IngestKey>,
+
     /// What to run.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// Parses `ACTIVITY_INGEST_KEY`, refusing a short one.
+fn ingest_key(k: &str) -> Result<domain::posted::IngestKey, String> {
+    domain::posted::IngestKey::new(k.as_bytes()).ok_or_else(|| {
+        format!(
+            "the ingest key must be at least {} bytes",
+            domain::posted::MIN_KEY_BYTES
+        )
+    })
 }
 
 /// The listener's commands.

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use domain::event::{EventError, EventLabels};
 use domain::item::Item;
+use domain::posted::IngestKey;
 use domain::{Inbound, Mapping, Outcome, TransformError};
 use tracing::{Instrument, Span, info, info_span, warn};
 
@@ -129,6 +130,9 @@ pub struct Processor {
     pub table: String,
     /// The event-type table, masks and retention.
     pub mapping: Arc<Mapping>,
+    /// Checks the signature of activities posted to the API; `None`: posted
+    /// activities are refused (as malformed).
+    pub ingest_key: Option<IngestKey>,
     /// Running totals.
     pub metrics: Arc<Metrics>,
 }
@@ -137,7 +141,7 @@ impl Processor {
     /// Processes a batch; the result has one status per message, in order.
     pub async fn process_batch(&self, messages: &[Message]) -> (Vec<Status>, BatchCounts) {
         let started = Instant::now();
-        let mut plan = plan(messages, &self.mapping);
+        let mut plan = plan(messages, &self.mapping, self.ingest_key.as_ref());
         let items = std::mem::take(&mut plan.items);
         // Boxed: the SDK's futures nest deep, and every runner awaits this one.
         let written = Box::pin(store::write_items(&self.dynamodb, &self.table, items))
@@ -223,7 +227,7 @@ pub struct Plan {
 
 /// The first step of a batch, pure: every message prepared in order; on a FIFO
 /// queue, a failed message holds back the later messages of its group unprocessed.
-pub fn plan(messages: &[Message], mapping: &Mapping) -> Plan {
+pub fn plan(messages: &[Message], mapping: &Mapping, key: Option<&IngestKey>) -> Plan {
     let mut plan = Plan {
         decided: vec![None; messages.len()],
         records: vec![0; messages.len()],
@@ -233,7 +237,7 @@ pub fn plan(messages: &[Message], mapping: &Mapping) -> Plan {
     for (i, m) in messages.iter().enumerate() {
         // Parse once: the span's labels come from the parsed event, and only a
         // body that does not parse is peeked at for what it can tell.
-        let parsed = Inbound::parse(m.body.as_bytes());
+        let parsed = Inbound::parse(m.body.as_bytes(), key);
         let span = message_span(m, &parsed);
         let _enter = span.enter();
         let group = m.group_id.as_deref();
@@ -374,7 +378,7 @@ mod tests {
     }
 
     fn planned(messages: &[Message]) -> Vec<Option<Status>> {
-        plan(messages, &Mapping::default()).decided
+        plan(messages, &Mapping::default(), None).decided
     }
 
     const MALFORMED: Option<Status> = Some(Status::Failed(Failure::Malformed));
@@ -411,34 +415,44 @@ mod tests {
             sample::transaction_created(Uuid::new_v4(), Uuid::new_v4()),
             None,
         );
-        let p = plan(&[good(None), finance], &Mapping::default());
+        let p = plan(&[good(None), finance], &Mapping::default(), None);
         assert_eq!(p.decided, [None, None]);
         assert_eq!(p.records, [1, 2]);
         let owners: Vec<usize> = p.items.iter().map(|(i, _)| *i).collect();
         assert_eq!(owners, [0, 1, 1]);
     }
 
-    fn posted(target_type: &str) -> String {
-        let id = Uuid::new_v4();
+    fn key() -> IngestKey {
+        IngestKey::new([9u8; 32]).unwrap()
+    }
+
+    /// A posted activity's message, signed with `key`.
+    fn posted(target_type: &str, key: &IngestKey) -> String {
         let activity = json!({
-            "id": id, "type": "create", "targetType": target_type, "targetId": Uuid::new_v4(),
-            "createdAt": "2021-02-19T15:12:00Z", "newData": {"a": 1},
+            "id": Uuid::new_v4(), "type": "create", "targetType": target_type,
+            "targetId": Uuid::new_v4(), "createdAt": "2021-02-19T15:12:00Z", "newData": {"a": 1},
             "authorDetails": {"fullName": "Ann Officer", "email": ""}
         });
-        json!({"id": id, "eventType": "ActivityPosted", "activity": activity}).to_string()
+        let p = domain::PostedActivity::from_value(activity, None, domain::Timestamp::now());
+        p.unwrap()
+            .to_message(&domain::posted::Posting::default(), key)
     }
 
     #[test]
-    fn a_posted_activity_is_recorded_with_its_id_unless_its_target_type_is_unknown() {
-        let body = posted("tenure");
-        let p = plan(
-            &[
-                message(body.clone(), None),
-                message(posted("tenancy"), None),
-            ],
-            &Mapping::default(),
+    fn a_posted_activity_is_recorded_with_its_id_if_signed_and_of_a_known_target_type() {
+        let body = posted("tenure", &key());
+        let messages = [
+            message(body.clone(), None),
+            message(posted("tenancy", &key()), None),
+            message(posted("tenure", &IngestKey::new([1u8; 32]).unwrap()), None),
+        ];
+        let p = plan(&messages, &Mapping::default(), Some(&key()));
+        assert_eq!(p.decided, [None, MALFORMED, MALFORMED]);
+        assert_eq!(
+            plan(&messages[..1], &Mapping::default(), None).decided,
+            [MALFORMED],
+            "without a key"
         );
-        assert_eq!(p.decided, [None, MALFORMED]);
         let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].clone();
         let stored = p.items[0].1.get("id").and_then(|v| v.as_s().ok()).cloned();
         assert_eq!(stored.as_deref(), id.as_str());
@@ -474,7 +488,7 @@ mod tests {
             good(Some("b")),
             of_type("ContactDetailEditedEvent", Some("a")),
         ];
-        let p = plan(&messages, &Mapping::default());
+        let p = plan(&messages, &Mapping::default(), None);
         let statuses = settle(p, &messages, &failed(&[1]));
         let recorded = Status::Recorded { records: 1 };
         assert_eq!(
@@ -493,7 +507,7 @@ mod tests {
     #[test]
     fn a_successful_write_records_every_waiting_message() {
         let messages = [good(None), message("not json", None), good(None)];
-        let p = plan(&messages, &Mapping::default());
+        let p = plan(&messages, &Mapping::default(), None);
         let statuses = settle(p, &messages, &failed(&[]));
         let counts = BatchCounts::of(&statuses, &store::WriteStats::default());
         assert_eq!(
@@ -519,7 +533,7 @@ mod tests {
             good(Some("b")),
             good(None),
         ];
-        let p = plan(&messages, &Mapping::default());
+        let p = plan(&messages, &Mapping::default(), None);
         let written = WriteOutcome {
             conflicts: vec![0],
             rejected: vec![2],

@@ -248,6 +248,7 @@ impl TestStack {
             table: self.provisioned.table.clone(),
             mapping: std::sync::Arc::new(mapping),
             metrics: std::sync::Arc::default(),
+            ingest_key: Some(ingest_key()),
         }
     }
 
@@ -379,10 +380,19 @@ impl TestStack {
             .env("AWS_ENDPOINT_URL_SNS", &self.stack.moto)
             .env("ACTIVITY_TABLE", &self.provisioned.table)
             .env("ACTIVITY_QUEUE_URL", &self.provisioned.queue_url)
+            .env("ACTIVITY_INGEST_KEY", INGEST_KEY)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
         c
     }
+}
+
+/// The key test APIs sign posted activities with and test listeners check.
+pub const INGEST_KEY: &str = "a-test-ingest-key-of-32-bytes-or-more";
+
+/// [`INGEST_KEY`] as a key.
+pub fn ingest_key() -> domain::posted::IngestKey {
+    domain::posted::IngestKey::new(INGEST_KEY.as_bytes()).expect("ingest key")
 }
 
 /// The HS256 secret test APIs trust.

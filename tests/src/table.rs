@@ -53,6 +53,24 @@ pub async fn table_only() -> TableOnly {
     }
 }
 
+/// The API's state over `table`, read-only, with the given authentication.
+async fn api_state(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    auth: api::auth::AuthConfig,
+) -> api::AppState {
+    api::AppState {
+        store: api::store::Store {
+            client: dynamodb.clone(),
+            table: table.to_owned(),
+        },
+        token_key: domain::token::TokenKey::new(TOKEN_KEY.as_bytes().to_vec()).expect("key"),
+        verifier: std::sync::Arc::new(api::auth::Verifier::new(auth).await.expect("verifier")),
+        access: Default::default(),
+        ingest: None,
+    }
+}
+
 /// The settings every test API runs with.
 fn settings() -> api::HttpSettings {
     api::HttpSettings {
@@ -65,16 +83,7 @@ fn settings() -> api::HttpSettings {
 impl TableOnly {
     /// The API's state over this table with the given authentication.
     pub async fn api_state(&self, auth: api::auth::AuthConfig) -> api::AppState {
-        api::AppState {
-            store: api::store::Store {
-                client: self.dynamodb.clone(),
-                table: self.table.clone(),
-            },
-            token_key: domain::token::TokenKey::new(TOKEN_KEY.as_bytes().to_vec()).expect("key"),
-            verifier: std::sync::Arc::new(api::auth::Verifier::new(auth).await.expect("verifier")),
-            access: Default::default(),
-            ingest: None,
-        }
+        api_state(&self.dynamodb, &self.table, auth).await
     }
 
     /// The service `api::serve` would serve, to call with `oneshot`.
@@ -128,26 +137,15 @@ impl crate::TestStack {
     /// The API over this stack's table with posting enabled for `writer_groups`,
     /// queuing to this stack's activity queue; `None`: read-only.
     pub async fn api_app(&self, writer_groups: Option<&[&str]>) -> App {
-        let mut state = api::AppState {
-            store: api::store::Store {
-                client: self.dynamodb.clone(),
-                table: self.provisioned.table.clone(),
-            },
-            token_key: domain::token::TokenKey::new(TOKEN_KEY.as_bytes().to_vec()).expect("key"),
-            verifier: std::sync::Arc::new(
-                api::auth::Verifier::new(crate::hs256_auth())
-                    .await
-                    .expect("verifier"),
-            ),
-            access: Default::default(),
-            ingest: None,
-        };
+        let mut state =
+            api_state(&self.dynamodb, &self.provisioned.table, crate::hs256_auth()).await;
         state.ingest = writer_groups.map(|groups| {
             std::sync::Arc::new(api::ingest::Ingest {
                 sqs: self.sqs.clone(),
                 queue_url: self.provisioned.queue_url.clone(),
                 writer_groups: groups.iter().map(|g| (*g).to_owned()).collect(),
                 mapping: domain::Mapping::default(),
+                key: crate::ingest_key(),
             })
         });
         BoxCloneService::new(api::app(state, &settings()))

@@ -8,7 +8,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::{PostedActivity, Timestamp, posted};
+use domain::posted::{self, Posting};
+use domain::{PostedActivity, Timestamp};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -83,6 +84,7 @@ pub(crate) struct AuthorJson {
         (status = 401, description = "No, or an invalid, bearer token", body = ErrorBody),
         (status = 403, description = "The caller is in none of ACTIVITY_WRITER_GROUPS, or may not read an item's target type", body = ErrorBody),
         (status = 405, description = "Writing is not enabled on this API", body = ErrorBody),
+        (status = 409, description = "An item's id is already a recorded activity with other content", body = ErrorBody),
         (status = 413, description = "The body is over 1 MiB, or one activity over 256 KiB", body = ErrorBody),
         (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
         (status = 503, description = "The activity queue is unavailable; the message says which items, if any, were queued", body = ErrorBody),
@@ -108,25 +110,28 @@ async fn post(
     body: Body,
     log: &mut AccessLog,
 ) -> Result<Response, ApiError> {
-    let ingest = state.ingest.as_deref().ok_or_else(|| {
-        ApiError::NotWritable(
-            "writing is not enabled on this API (it has no ACTIVITY_INGEST_QUEUE_URL); it only reads history".into(),
-        )
-    })?;
-    if !ingest.is_writer(&caller.groups) {
-        return Err(ApiError::Forbidden(
-            "the caller is in none of the groups allowed to post activities".into(),
-        ));
-    }
+    let ingest = writer(state, caller)?;
     let items = read_items(headers, body).await?;
     let items = validate(items, ingest, caller)?;
-    log.targets = items.iter().map(|p| p.target_id).collect();
-    log.records = items.len();
-    let correlation = domain::event::parse_guid(&crate::correlation::current());
-    if let Err(failed) = ingest.send(&items, correlation).await {
+    // A new id per post: the caller's x-correlation-id is the caller's to choose.
+    let posting = Posting {
+        correlation_id: Some(Uuid::new_v4()),
+        posted_by: caller.sub.clone(),
+    };
+    log.post_id = posting.correlation_id;
+    let messages = messages(&items, &posting, &ingest.key)?;
+    check_ids(&state.store, &items).await?;
+    if let Err(failed) = ingest.send(&items, &messages).await {
+        log.targets = failed
+            .accepted
+            .iter()
+            .filter_map(|&i| Some(items.get(i)?.target_id))
+            .collect();
         log.records = failed.accepted.len();
         return Err(queue_failed(&items, failed));
     }
+    log.targets = items.iter().map(|p| p.target_id).collect();
+    log.records = items.len();
     let results = items
         .iter()
         .map(|p| Accepted {
@@ -139,6 +144,55 @@ async fn post(
         })
         .collect();
     Ok((StatusCode::ACCEPTED, Json(AcceptedJson { results })).into_response())
+}
+
+/// The ingest settings, when writing is enabled and the caller is a writer.
+fn writer<'a>(state: &'a AppState, caller: &Caller) -> Result<&'a Ingest, ApiError> {
+    let ingest = state.ingest.as_deref().ok_or_else(|| {
+        ApiError::NotWritable(
+            "writing is not enabled on this API (it has no ACTIVITY_INGEST_QUEUE_URL); it only reads history".into(),
+        )
+    })?;
+    if !ingest.is_writer(&caller.groups) {
+        return Err(ApiError::Forbidden(
+            "the caller is in none of the groups allowed to post activities".into(),
+        ));
+    }
+    Ok(ingest)
+}
+
+/// Each item's signed queue message, none over what one activity may hold.
+fn messages(
+    items: &[PostedActivity],
+    posting: &Posting,
+    key: &domain::posted::IngestKey,
+) -> Result<Vec<String>, ApiError> {
+    let messages: Vec<String> = items.iter().map(|p| p.to_message(posting, key)).collect();
+    if let Some(i) = messages.iter().position(|m| m.len() > MAX_MESSAGE_BYTES) {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "item {i} is over {MAX_MESSAGE_BYTES} bytes, the most one activity may hold (as for an event)"
+        )));
+    }
+    Ok(messages)
+}
+
+/// An id already recorded stays that activity's: a repeat of it (same target,
+/// same content) is fine and records nothing new; anything else is a 409 now,
+/// rather than a conflict the listener would dead-letter later.
+async fn check_ids(store: &crate::store::Store, items: &[PostedActivity]) -> Result<(), ApiError> {
+    for (i, p) in items.iter().enumerate() {
+        let Some(recorded) = store.by_id(p.id, &crate::access::Visible::All).await? else {
+            continue;
+        };
+        let digest = recorded.provenance.and_then(|pr| pr.event_digest);
+        if recorded.target_id != p.target_id || digest.as_deref() != Some(p.digest().as_str()) {
+            return Err(ApiError::Conflict(format!(
+                "item {i}: id {} is already a recorded activity with other content; history is append-only, so post a new id",
+                p.id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The body's activities: one object, or an array of 1 to [`MAX_ITEMS`].
@@ -160,7 +214,13 @@ async fn read_items(headers: &HeaderMap, body: Body) -> Result<Vec<Value>, ApiEr
     };
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| too_large())?;
+        .map_err(|e| {
+            if format!("{e:#}").contains("length limit") {
+                too_large()
+            } else {
+                ApiError::BadRequest(format!("the body could not be read: {e}"))
+            }
+        })?;
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
     match value {
@@ -193,9 +253,11 @@ fn validate(
         posted::fill_defaults(&mut item, now);
         let p = PostedActivity::from_value(item, Some(&ingest.mapping), now)
             .map_err(|e| ApiError::BadRequest(format!("item {i}: {e}")))?;
-        if p.to_message(None).len() > MAX_MESSAGE_BYTES {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "item {i} is over {MAX_MESSAGE_BYTES} bytes, the most one activity may hold (as for an event)"
+        if let Some(days) = p.retention_days
+            && p.created_at.plus_days(days) < now
+        {
+            return Err(ApiError::BadRequest(format!(
+                "item {i}: field `timetoLiveForRecord` should keep the record past today: {days} days after createdAt has already passed"
             )));
         }
         if let Some(j) = valid.iter().position(|v| v.id == p.id) {

@@ -145,27 +145,83 @@ async fn posted_activities_are_recorded_once_with_the_ids_they_were_given() {
     let created = domain::Timestamp::parse("2021-02-19T15:12:00Z").unwrap();
     assert_eq!(migrated.ttl, Some(created.plus_days(36500).unix_seconds()));
 
-    // The same three again, then one more on the tenure: once that one is
-    // recorded, the repeat (queued before it in the same FIFO group) is behind us.
-    let (status, _) = post(&app, &writer, items.to_string()).await;
-    assert_eq!(status, 202);
-    let mut single = items[1].clone();
-    single["id"] = json!(Uuid::new_v4());
-    single["createdAt"] = json!("2021-04-01T08:00:00Z");
-    let (status, body) = post(&app, &writer, single.to_string()).await;
-    assert_eq!(status, 202, "a single object: {body}");
-    assert_eq!(body["results"][0]["id"], single["id"]);
-    wait_for_records(&s, tenure, 3).await;
+    assert_eq!(shown[1]["createdAt"], "2021-02-19T15:12:00.0000000Z");
+    assert_eq!(shown[1]["authorDetails"], author());
+    let prov = migrated.provenance.as_ref().unwrap();
     assert_eq!(
-        s.activities(person).await.len(),
-        1,
-        "the repeat added nothing"
+        prov.source_system, "ActivityHistoryAPI (tester)",
+        "who posted it"
     );
+    let on_person = s.activities(person).await;
+    assert_eq!(on_person[0].activity_type, domain::ActivityType::Create);
+    assert_eq!(
+        on_person[0].created_at.to_table_string(),
+        "2021-02-19T15:13:00.0000000Z"
+    );
+    assert_eq!(on_person[0].author.full_name, "Migration Team");
+
+    // The same three again; then the same id with other content, refused.
+    let (status, _) = post(&app, &writer, items.to_string()).await;
+    assert_eq!(status, 202, "a repeat is accepted and records nothing new");
+    let mut changed = items[2].clone();
+    changed["newData"]["firstName"] = json!("Sue");
+    let (status, body) = post(&app, &writer, changed.to_string()).await;
+    assert_eq!(status, 409, "{body}");
+    // One more on each target, a single object: once each is recorded, the
+    // repeat (queued before it in the same FIFO group) is behind us.
+    for (target, n) in [(tenure, 3), (person, 2)] {
+        let mut single = items[1].clone();
+        (single["id"], single["targetId"]) = (json!(Uuid::new_v4()), json!(target));
+        single["createdAt"] = json!("2021-04-01T08:00:00Z");
+        if target == person {
+            single["targetType"] = json!("person");
+        }
+        let (status, body) = post(&app, &writer, single.to_string()).await;
+        assert_eq!(status, 202, "a single object: {body}");
+        assert_eq!(body["results"][0]["id"], single["id"]);
+        wait_for_records(&s, target, n).await;
+    }
     assert_eq!(
         s.queue_depth(&s.provisioned.dlq_url).await,
         0,
         "nothing dead-lettered"
     );
+}
+
+#[tokio::test]
+async fn a_posted_message_delivered_twice_past_the_queues_deduplication_is_recorded_once() {
+    let s = provisioned(true).await;
+    let _worker = worker(&s);
+    let target = Uuid::new_v4();
+    let activity = three(target, Uuid::new_v4())[0].clone();
+    let posted =
+        domain::PostedActivity::from_value(activity, None, domain::Timestamp::now()).unwrap();
+    let body = posted.to_message(
+        &domain::posted::Posting::default(),
+        &integration_tests::ingest_key(),
+    );
+    for _ in 0..2 {
+        // Another deduplication id each time: the queue lets both through.
+        s.sqs
+            .send_message()
+            .queue_url(&s.provisioned.queue_url)
+            .message_body(&body)
+            .message_group_id(target.to_string())
+            .message_deduplication_id(Uuid::new_v4().to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    let recorded = wait_for_records(&s, target, 1).await;
+    assert_eq!(recorded[0].id, posted.id);
+    // Both delivered and settled: the queue is empty, nothing dead-lettered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.visible_and_in_flight(&s.provisioned.queue_url).await != (0, 0) {
+        assert!(Instant::now() < deadline, "the queue did not drain");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.activities(target).await.len(), 1);
+    assert_eq!(s.queue_depth(&s.provisioned.dlq_url).await, 0);
 }
 
 #[tokio::test]
