@@ -167,6 +167,7 @@ pub fn to_item_with(a: &Activity, layout: Layout) -> Result<Item, ItemError> {
         ])),
     );
     item.insert("sourceDomain".into(), s(a.source_domain.as_str()));
+    insert_search_attributes(&mut item, a);
     if let Some(ttl) = a.ttl {
         item.insert("ttl".into(), AttributeValue::N(ttl.to_string()));
     }
@@ -218,6 +219,27 @@ pub fn to_item_with(a: &Activity, layout: Layout) -> Result<Item, ItemError> {
         }
     }
     Ok(item)
+}
+
+/// The attributes the API's field, author and domain filters query
+/// ([`crate::search`]); derived, so never decoded back.
+fn insert_search_attributes(item: &mut Item, a: &Activity) {
+    use crate::search::{AUTHOR_EMAIL, CHANGED_PATHS, SOURCE_DOMAIN, indexed_paths};
+    let paths = indexed_paths(a.changes.as_deref().unwrap_or_default(), a.truncated);
+    if !paths.is_empty() {
+        item.insert(
+            CHANGED_PATHS.into(),
+            AttributeValue::Ss(paths.into_iter().collect()),
+        );
+    }
+    let email = a.author.email.trim();
+    if !email.is_empty() {
+        item.insert(AUTHOR_EMAIL.into(), s(email.to_lowercase()));
+    }
+    item.insert(
+        SOURCE_DOMAIN.into(),
+        s(a.source_domain.trim().to_lowercase()),
+    );
 }
 
 /// The attributes of an item, taken out one by one as they are decoded (no copies

@@ -7,6 +7,8 @@
 //! - [`diff`]: old/new data reduced to what changed, and masking.
 //! - [`activity`]: the activity record and the transform from an event.
 //! - [`posted`]: activities posted over HTTP, and the queue message that carries them.
+//! - [`search`]: what the field, author and domain filters query, and when a record matches.
+//! - [`fold`]: an entity as it was, its records folded.
 //! - [`item`]: the DynamoDB item codec, compatible with the existing table.
 //! - [`token`]: opaque, HMAC-authenticated page tokens.
 //! - [`table`]: the table's names: key attributes, indexes, TTL attribute.
@@ -16,11 +18,13 @@
 pub mod activity;
 pub mod diff;
 pub mod event;
+pub mod fold;
 pub mod item;
 pub mod mapping;
 pub mod posted;
 #[cfg(feature = "sample")]
 pub mod sample;
+pub mod search;
 pub mod settings;
 pub mod table;
 pub mod time;
