@@ -298,6 +298,8 @@ pub enum Route {
     Export,
     /// `POST /api/v1/activityhistory`.
     Create,
+    /// `GET /api/v1/activityhistory/state`.
+    State,
 }
 
 impl Route {
@@ -307,6 +309,7 @@ impl Route {
             Self::Lookup => "lookup",
             Self::Export => "export",
             Self::Create => "create",
+            Self::State => "state",
         }
     }
 }
@@ -364,6 +367,7 @@ impl AccessLog {
         let route = match last {
             _ if method == axum::http::Method::POST => Route::Create,
             "export" => Route::Export,
+            "state" => Route::State,
             "activityhistory" => Route::List,
             _ => Route::Lookup,
         };

@@ -59,6 +59,7 @@ pub async fn main() -> Result<()> {
             rules: crate::access::Rules::configured(config.access_file.as_deref())?,
             ..Default::default()
         }),
+        mapping: Arc::new(domain::Mapping::load(config.mapping_file.as_deref())?),
         ingest: ingest(&config, &sdk)?.map(Arc::new),
     };
     let settings = config.http();
@@ -77,7 +78,7 @@ pub async fn main() -> Result<()> {
 }
 
 /// Posting, when `ACTIVITY_INGEST_QUEUE_URL` is set: the queue, the writers and
-/// the listener's mapping (a bad mapping file stops the API at start).
+/// the key.
 fn ingest(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Option<crate::ingest::Ingest>> {
     let Some(queue_url) = config.ingest_queue_url.clone() else {
         return Ok(None);
@@ -92,7 +93,6 @@ fn ingest(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Option<crate::
                 domain::posted::MIN_KEY_BYTES
             )
         })?;
-    let mapping = domain::Mapping::load(config.mapping_file.as_deref())?;
     let writer_groups = config.writer_groups();
     if writer_groups.is_empty() {
         tracing::warn!(
@@ -103,7 +103,6 @@ fn ingest(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Option<crate::
         sqs: aws_sdk_sqs::Client::new(sdk),
         queue_url,
         writer_groups,
-        mapping,
         key,
     }))
 }

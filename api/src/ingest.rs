@@ -3,8 +3,8 @@
 //! the activity queue the listener reads, which records it like any event.
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use domain::PostedActivity;
 use domain::posted::IngestKey;
-use domain::{Mapping, PostedActivity};
 
 /// Most activities one post may carry.
 pub const MAX_ITEMS: usize = 25;
@@ -29,8 +29,6 @@ pub struct Ingest {
     pub queue_url: String,
     /// Groups whose members may post; empty: nobody.
     pub writer_groups: Vec<String>,
-    /// The listener's mapping: the target types that may be posted.
-    pub mapping: Mapping,
     /// Signs each message, so the listener knows it came from this API.
     pub key: IngestKey,
 }

@@ -4,6 +4,7 @@
 //! - [`params`]: query parameters parsed into valid values, with messages that say what to fix.
 //! - [`store`]: the DynamoDB reads, each logged for support staff.
 //! - [`model`]: the JSON shapes, apart from the stored shape.
+//! - [`merged`]: several targets' histories as one, keyset-paged.
 //! - [`ingest`]: posted activities, validated and queued for the listener.
 //! - [`auth`]: bearer JWT verification (HS256, or RS256/ES256 from a JWKS).
 //! - [`access`]: who may read which target types, how much one answer holds, the access log.
@@ -27,6 +28,7 @@ pub mod correlation;
 pub mod error;
 pub mod http;
 pub mod ingest;
+pub mod merged;
 pub mod model;
 pub mod params;
 pub mod store;
@@ -44,6 +46,9 @@ pub struct AppState {
     pub verifier: Arc<auth::Verifier>,
     /// What each caller may read, and how much one answer may hold.
     pub access: Arc<access::Policy>,
+    /// The listener's mapping: the target types that may be posted, and which
+    /// records belong to another entity (a finance record on a tenancy).
+    pub mapping: Arc<domain::Mapping>,
     /// Where posted activities are queued; `None`: the API is read-only.
     pub ingest: Option<Arc<ingest::Ingest>>,
 }

@@ -307,3 +307,28 @@ pub struct AcceptedJson {
     /// One entry per posted activity, in the order posted.
     pub results: Vec<Accepted>,
 }
+
+/// An entity as its history knows it at one moment.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StateJson {
+    /// The entity.
+    pub target_id: Uuid,
+    /// Its target type, from the last record folded.
+    pub target_type: String,
+    /// The moment asked for (ISO 8601, UTC).
+    pub at: String,
+    /// The entity as its records up to `at` make it; `null` once deleted.
+    #[schema(value_type = Option<Object>)]
+    pub state: Option<Value>,
+    /// True only when the fold started from a create or migrate that held the
+    /// whole entity and no record after it was truncated or withheld: then
+    /// `state` is the whole entity. Otherwise it holds what the history knows.
+    pub complete: bool,
+    /// The last record up to `at` is a delete.
+    pub deleted: bool,
+    /// Records folded.
+    pub activities: usize,
+    /// When the last record folded happened.
+    pub last_changed_at: String,
+}

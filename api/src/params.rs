@@ -42,20 +42,96 @@ pub struct Filters {
     pub to: Option<Timestamp>,
     /// Direction.
     pub order: Order,
+    /// Only activities that changed this field (a JSON Pointer).
+    pub field: Option<String>,
+    /// Only activities by this author (e-mail address, lower case).
+    pub author: Option<String>,
+    /// Only activities of this publishing domain (`sourceDomain`, lower case).
+    pub domain: Option<String>,
+    /// Only these target types; empty means all. Sorted, no repeats.
+    pub target_types: Vec<String>,
 }
 
+/// Most target types one query filters on.
+pub const MAX_TARGET_TYPES: usize = 20;
+
 impl Filters {
-    /// A canonical rendering, so a page token can be bound to the query it came from.
+    /// A canonical rendering, so a page token can be bound to the query it came
+    /// from; it is also the access log's `filters`, so the author's e-mail address
+    /// appears only as a digest.
     pub fn fingerprint(&self) -> String {
         let types: Vec<&str> = self.types.iter().map(|t| t.as_str()).collect();
-        format!(
+        let mut f = format!(
             "types={};from={};to={};order={}",
             types.join(","),
             self.from.map(|t| t.to_table_string()).unwrap_or_default(),
             self.to.map(|t| t.to_table_string()).unwrap_or_default(),
             self.order.as_str()
-        )
+        );
+        // Appended only when used, so tokens issued before these filters existed
+        // still resume.
+        if let Some(field) = &self.field {
+            f.push_str(&format!(";field={field}"));
+        }
+        if let Some(author) = &self.author {
+            f.push_str(&format!(";author=sha256:{}", short_digest(author)));
+        }
+        if let Some(domain) = &self.domain {
+            f.push_str(&format!(";domain={domain}"));
+        }
+        if !self.target_types.is_empty() {
+            f.push_str(&format!(";targetTypes={}", self.target_types.join(",")));
+        }
+        f
     }
+
+    /// Whether no filter leaves any record out (the order aside).
+    pub fn narrows_nothing(&self) -> bool {
+        let Self {
+            types,
+            from,
+            to,
+            order: _,
+            field,
+            author,
+            domain,
+            target_types,
+        } = self;
+        types.is_empty()
+            && from.is_none()
+            && to.is_none()
+            && field.is_none()
+            && author.is_none()
+            && domain.is_none()
+            && target_types.is_empty()
+    }
+
+    /// Whether the record passes the field, author, domain and target-type
+    /// filters (the query applied them too where records carry what they need;
+    /// this decides for every record, the old service's included).
+    pub fn matches(&self, a: &domain::Activity) -> bool {
+        let field = self
+            .field
+            .as_deref()
+            .is_none_or(|f| domain::search::changed_field(a, f));
+        let author =
+            (self.author.as_deref()).is_none_or(|e| a.author.email.trim().eq_ignore_ascii_case(e));
+        let domain =
+            (self.domain.as_deref()).is_none_or(|d| a.source_domain.trim().eq_ignore_ascii_case(d));
+        let target_type =
+            self.target_types.is_empty() || self.target_types.contains(&a.target_type);
+        field && author && domain && target_type
+    }
+}
+
+/// The first 16 hex digits of a SHA-256: enough to bind a token, not to read back.
+fn short_digest(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `GET /api/v1/activityhistory` parameters.
@@ -63,6 +139,8 @@ impl Filters {
 pub struct ListQuery {
     /// Whose history.
     pub target_id: Uuid,
+    /// More targets, for one merged history (`targetId` repeated); each once.
+    pub more_targets: Vec<Uuid>,
     /// Items per page, 1..=100.
     pub page_size: u32,
     /// Where the previous page ended, as issued by this API.
@@ -85,6 +163,8 @@ pub enum Format {
 pub struct ExportQuery {
     /// Whose history.
     pub target_id: Uuid,
+    /// More targets, for one merged history; each once.
+    pub more_targets: Vec<Uuid>,
     /// Output format.
     pub format: Format,
     /// Where the previous part of the export stopped, as issued by this API.
@@ -121,8 +201,36 @@ fn optional<'a>(pairs: &'a [(String, String)], name: &str) -> Result<Option<&'a 
         .filter(|v| !v.is_empty()))
 }
 
-fn target_id(pairs: &[(String, String)]) -> Result<Uuid, ApiError> {
-    match single(pairs, "targetId")? {
+/// Most targets one merged history reads.
+pub const MAX_TARGETS: usize = 10;
+
+/// `targetId`, once or repeated (a merged history): the first target and the
+/// others, each once, in the order given.
+fn target_ids(pairs: &[(String, String)]) -> Result<(Uuid, Vec<Uuid>), ApiError> {
+    let given: Vec<&str> = (pairs.iter())
+        .filter(|(k, _)| k.eq_ignore_ascii_case("targetId"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut ids: Vec<Uuid> = Vec::with_capacity(given.len());
+    for v in given {
+        let id = target_id(Some(v))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    if ids.len() > MAX_TARGETS {
+        return Err(bad(format!(
+            "targetId is given for {} targets; a merged history reads at most {MAX_TARGETS}",
+            ids.len()
+        )));
+    }
+    let mut ids = ids.into_iter();
+    let first = ids.next().map_or_else(|| target_id(None), Ok)?;
+    Ok((first, ids.collect()))
+}
+
+fn target_id(given: Option<&str>) -> Result<Uuid, ApiError> {
+    match given {
         None => Err(bad(
             "targetId is required: the GUID of the entity whose history you want",
         )),
@@ -211,14 +319,120 @@ fn filters(pairs: &[(String, String)]) -> Result<Filters, ApiError> {
         from,
         to,
         order,
+        field: field(pairs)?,
+        author: author(pairs)?,
+        domain: source_domain(pairs)?,
+        target_types: target_types(pairs)?,
     })
+}
+
+/// `field`: a top-level field name or a JSON Pointer.
+fn field(pairs: &[(String, String)]) -> Result<Option<String>, ApiError> {
+    let Some(f) = optional(pairs, "field")? else {
+        return Ok(None);
+    };
+    if f.len() > 256 || f == "/" {
+        return Err(bad(
+            "field should be a field name (phone) or a JSON Pointer (/address/postcode) of at most 256 characters",
+        ));
+    }
+    Ok(Some(domain::search::field_pointer(f)))
+}
+
+/// `author`: an e-mail address, matched in any case.
+fn author(pairs: &[(String, String)]) -> Result<Option<String>, ApiError> {
+    let Some(a) = optional(pairs, "author")? else {
+        return Ok(None);
+    };
+    if a.len() > 254 || !a.contains('@') {
+        return Err(bad(
+            "author should be the author's e-mail address (e.g. paul.fox@example.gov.uk)",
+        ));
+    }
+    Ok(Some(a.to_lowercase()))
+}
+
+/// `domain`: the publishing domain, matched in any case.
+fn source_domain(pairs: &[(String, String)]) -> Result<Option<String>, ApiError> {
+    let Some(d) = optional(pairs, "domain")? else {
+        return Ok(None);
+    };
+    if d.len() > 64 {
+        return Err(bad(
+            "domain should be a publishing domain such as Person, Tenure or Transactions",
+        ));
+    }
+    Ok(Some(d.to_lowercase()))
+}
+
+/// `targetType`: one or more, repeated or comma-separated.
+fn target_types(pairs: &[(String, String)]) -> Result<Vec<String>, ApiError> {
+    let mut types = Vec::new();
+    for (_, v) in pairs
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("targetType"))
+    {
+        for t in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            if t.len() > 64 || t.contains(char::is_whitespace) {
+                return Err(bad(format!(
+                    "targetType `{}` is not a target type (e.g. person, tenure, tenurePerson)",
+                    t.chars().take(64).collect::<String>()
+                )));
+            }
+            types.push(t.to_owned());
+        }
+    }
+    types.sort();
+    types.dedup();
+    if types.len() > MAX_TARGET_TYPES {
+        return Err(bad(format!(
+            "targetType names {} types; send at most {MAX_TARGET_TYPES}",
+            types.len()
+        )));
+    }
+    Ok(types)
+}
+
+/// `GET /api/v1/activityhistory/state` parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateQuery {
+    /// Whose state.
+    pub target_id: Uuid,
+    /// As of when: a date means the end of that day; now when not given.
+    pub at: Timestamp,
+    /// The target type whose state to fold; by default the target's own.
+    pub target_type: Option<String>,
+}
+
+/// 1900-01-01T00:00:00Z: no housing record is older.
+const YEAR_1900: i64 = -2_208_988_800;
+
+impl StateQuery {
+    /// Parses a raw query string; `now` is the default `at`.
+    pub fn parse(raw: Option<&str>, now: Timestamp) -> Result<Self, ApiError> {
+        let p = pairs(raw);
+        let target_id = target_id(single(&p, "targetId")?)?;
+        let at = bound(&p, "at", true)?.unwrap_or(now);
+        if at.unix_seconds() < YEAR_1900 {
+            return Err(bad("at is before 1900; send a date-time from 1900 on"));
+        }
+        let mut types = target_types(&p)?;
+        if types.len() > 1 {
+            return Err(bad("targetType: send one target type for a state"));
+        }
+        Ok(Self {
+            target_id,
+            at,
+            target_type: types.pop(),
+        })
+    }
 }
 
 impl ListQuery {
     /// Parses a raw query string.
     pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
         let p = pairs(raw);
-        let target_id = target_id(&p)?;
+        let (target_id, more_targets) = target_ids(&p)?;
         let page_size = match optional(&p, "pageSize")? {
             None => DEFAULT_PAGE_SIZE,
             Some(v) => match v.trim().parse::<i64>() {
@@ -242,6 +456,7 @@ impl ListQuery {
         };
         Ok(Self {
             target_id,
+            more_targets,
             page_size,
             token: token(&p)?,
             filters: filters(&p)?,
@@ -253,7 +468,7 @@ impl ExportQuery {
     /// Parses a raw query string.
     pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
         let p = pairs(raw);
-        let target_id = target_id(&p)?;
+        let (target_id, more_targets) = target_ids(&p)?;
         let format = match optional(&p, "format")?.map(str::to_ascii_lowercase) {
             None => Format::Csv,
             Some(f) if f == "csv" => Format::Csv,
@@ -262,6 +477,7 @@ impl ExportQuery {
         };
         Ok(Self {
             target_id,
+            more_targets,
             format,
             token: token(&p)?,
             filters: filters(&p)?,

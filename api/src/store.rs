@@ -66,6 +66,30 @@ pub const MAX_REQUESTS_PER_PAGE: usize = 20;
 /// The most items one query asks DynamoDB to evaluate (it stops at 1 MB anyway).
 const MAX_LIMIT: usize = 1000;
 
+/// Records one query of a state read asks for.
+pub const STATE_PAGE: usize = 100;
+/// Queries one state read may make: it folds at most 1,000 records.
+pub const STATE_QUERIES: usize = 10;
+
+/// The records a state folds.
+#[derive(Debug)]
+pub struct History {
+    /// Oldest first.
+    pub records: Vec<Activity>,
+    /// Some records were left out, or the read stopped at its bound.
+    pub partial: bool,
+}
+
+impl History {
+    fn of(mut newest_first: Vec<Activity>, partial: bool) -> Self {
+        newest_first.reverse();
+        Self {
+            records: newest_first,
+            partial,
+        }
+    }
+}
+
 fn classify<E: std::error::Error + Send + Sync + 'static>(e: SdkError<E>) -> ApiError {
     let text = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
     match e {
@@ -189,8 +213,57 @@ impl Conditions {
         if !f.types.is_empty() {
             c.one_of("type", "ty", f.types.iter().map(|t| t.as_str()));
         }
+        if !f.target_types.is_empty() {
+            c.one_of(
+                "targetType",
+                "tf",
+                f.target_types.iter().map(String::as_str),
+            );
+        }
+        c.search(f);
         c.visible(scope.visible);
         c
+    }
+
+    /// The field, author and domain filters, on the attributes the listener
+    /// writes for them. A record without the attribute (written before it
+    /// existed) passes here and is decided by [`Filters::matches`].
+    fn search(&mut self, f: &Filters) {
+        use domain::search::{
+            ANY_PATH, AUTHOR_EMAIL, CHANGED_PATHS, SOURCE_DOMAIN, with_ancestors,
+        };
+        let mut equal_or_absent = |attribute: &str, placeholder: &str, value: &str| {
+            self.names
+                .insert(format!("#{attribute}"), attribute.to_owned());
+            self.values
+                .insert(placeholder.to_owned(), AttributeValue::S(value.to_owned()));
+            self.filter.push(format!(
+                "(#{attribute} = {placeholder} OR attribute_not_exists(#{attribute}))"
+            ));
+        };
+        if let Some(author) = &f.author {
+            equal_or_absent(AUTHOR_EMAIL, ":au", author);
+        }
+        if let Some(domain) = &f.domain {
+            equal_or_absent(SOURCE_DOMAIN, ":sd", domain);
+        }
+        let Some(field) = &f.field else {
+            return;
+        };
+        self.names
+            .insert(format!("#{CHANGED_PATHS}"), CHANGED_PATHS.to_owned());
+        let mut any = vec![format!("attribute_not_exists(#{CHANGED_PATHS})")];
+        for (i, path) in with_ancestors(field)
+            .into_iter()
+            .chain([ANY_PATH])
+            .enumerate()
+        {
+            let p = format!(":fp{i}");
+            self.values
+                .insert(p.clone(), AttributeValue::S(path.to_owned()));
+            any.push(format!("contains(#{CHANGED_PATHS}, {p})"));
+        }
+        self.filter.push(format!("({})", any.join(" OR ")));
     }
 
     fn filter_expression(&self) -> Option<String> {
@@ -325,13 +398,20 @@ impl Store {
         while requests < max_requests.max(1) {
             requests += 1;
             let limit = (want.saturating_sub(entries.len()) + skipped).min(MAX_LIMIT);
+            let entries_before = entries.len();
             let mut out = self
                 .query_history(&c, scope.filters.order, limit, exclusive.take(), requests)
                 .await?;
             skipped += usize::try_from(out.scanned_count() - out.count()).unwrap_or(0);
             last_evaluated = out.last_evaluated_key.take();
             let read = decode_all(out.items.take().unwrap_or_default());
-            entries.extend(keep_visible(read, scope.visible));
+            let read = keep_visible(read, scope.visible);
+            let before = read.len();
+            let kept = read
+                .into_iter()
+                .filter(|e| scope.filters.matches(&e.activity));
+            entries.extend(kept);
+            skipped += before - (entries.len() - entries_before);
             if entries.len() >= want || last_evaluated.is_none() {
                 break;
             }
@@ -378,6 +458,70 @@ impl Store {
         };
         self.log_query(&q, &out, started);
         Ok(out)
+    }
+
+    /// The records a state as of `at` folds, oldest first: read newest first from
+    /// `at` back to the last create, migrate or delete (nothing before one changes
+    /// the state), within [`STATE_QUERIES`] queries of [`STATE_PAGE`] records.
+    /// `keep` decides each record: `Some(true)` folds it, `Some(false)` withholds
+    /// it (the caller may not read it: the state is then partial), `None` leaves
+    /// it out as another entity's. `History::partial` also says whether the bound
+    /// was hit.
+    pub async fn history_for_state(
+        &self,
+        target: Uuid,
+        at: domain::Timestamp,
+        keep: &(dyn Fn(&Activity) -> Option<bool> + Sync),
+    ) -> Result<History, ApiError> {
+        use domain::ActivityType as T;
+        let filters = Filters {
+            to: Some(at),
+            ..Filters::default()
+        };
+        let scope = Scope {
+            target,
+            filters: &filters,
+            visible: &Visible::All,
+        };
+        let (mut newest_first, mut partial, mut start) = (Vec::new(), false, None);
+        for _ in 0..STATE_QUERIES {
+            let page = self.read(&scope, start, STATE_PAGE, 1).await?;
+            for e in page.entries {
+                match keep(&e.activity) {
+                    Some(true) => {}
+                    Some(false) => {
+                        partial = true;
+                        continue;
+                    }
+                    None => continue,
+                }
+                let base = matches!(e.activity.activity_type, T::Create | T::Migrate | T::Delete);
+                newest_first.push(e.activity);
+                if base {
+                    return Ok(History::of(newest_first, partial));
+                }
+            }
+            match page.next {
+                Some(k) => start = Some(k),
+                None => return Ok(History::of(newest_first, partial)),
+            }
+        }
+        Ok(History::of(newest_first, true))
+    }
+
+    /// Up to `n` of the target's oldest records (one query).
+    pub async fn oldest(&self, target: Uuid, n: usize) -> Result<Vec<Activity>, ApiError> {
+        let filters = Filters {
+            order: Order::Asc,
+            ..Filters::default()
+        };
+        let scope = Scope {
+            target,
+            filters: &filters,
+            visible: &Visible::All,
+        };
+        let page = self.read(&scope, None, n, 1).await?;
+        Ok(page.entries.into_iter().map(|e| e.activity).collect())
     }
 
     /// Whether the target has any activity the caller may read.

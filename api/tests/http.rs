@@ -175,6 +175,7 @@ async fn state(auth: AuthConfig) -> api::AppState {
         token_key: token_key(),
         verifier: Arc::new(api::auth::Verifier::new(auth).await.unwrap()),
         access: Default::default(),
+        mapping: Default::default(),
         ingest: None,
     }
 }
@@ -313,7 +314,24 @@ fn bad_queries(target: Uuid, token: &str) -> Vec<(String, &'static str)> {
         (format!("{LIST}?targetId="), "empty"),
         (LIST.to_string(), "targetId is required"),
         (format!("{LIST}?targetId={}", Uuid::nil()), "empty GUID"),
-        (q(&format!("targetId={other}")), "more than once"),
+        (
+            q(&(0..10)
+                .map(|_| format!("targetId={}", Uuid::new_v4()))
+                .collect::<Vec<_>>()
+                .join("&")),
+            "reads at most 10",
+        ),
+        (q("field=/"), "JSON Pointer"),
+        (
+            format!("{LIST}/state?targetId={target}&at=1850-01-01"),
+            "before 1900",
+        ),
+        (
+            format!("{LIST}/state?targetId={target}&at=soon"),
+            "at is not a date",
+        ),
+        (q("author=nobody"), "e-mail address"),
+        (q("targetType=a%20b"), "not a target type"),
         (q("pageSize=0"), "at least 1"),
         (q("pageSize=-3"), "at least 1"),
         (q("pageSize=ten"), "whole number"),
@@ -911,7 +929,6 @@ impl Api {
             sqs: unreachable_queue(),
             queue_url: "http://127.0.0.1:1/queue/activities.fifo".into(),
             writer_groups: vec![WRITERS.into()],
-            mapping: domain::Mapping::default(),
             key: domain::posted::IngestKey::new([5u8; 32]).unwrap(),
         }));
         state.access = Arc::new(api::access::Policy {

@@ -1,6 +1,6 @@
 //! System benchmarks against the local stack, each beside a baseline measured in
 //! the same run. `cargo bench -p integration-tests --bench system` runs them all;
-//! name `listener`, `api` or `lambda` after `--` to run one. Prints Markdown for
+//! name `listener`, `api`, `reading` or `lambda` after `--` to run one. Prints Markdown for
 //! BENCHMARKS.md.
 //!
 //! - listener: first the SDK's own CPU per request (the floor); then 5,000 events
@@ -11,6 +11,9 @@
 //! - api: a target with 1,000 activities, pageSize 10 and 100, 8 clients; latency,
 //!   requests/s, the API's CPU per request and peak RSS. Baseline: the same
 //!   DynamoDB queries issued directly through the SDK.
+//! - reading: 10 targets of 100 activities; a merged page of 10 over all 10 and
+//!   a state request, each with its DynamoDB queries per answer (from the API's
+//!   logs), latency and API CPU. Baseline: one target's page of 10, same run.
 //! - lambda: binary sizes, cold start to first poll of a local Runtime API, CPU
 //!   per event of a warm function and RSS after 1,100 messages.
 
@@ -368,22 +371,28 @@ where
     (all.len() as f64 / secs, all)
 }
 
-async fn api_bench() {
-    let s = provisioned(false).await;
-    let target = Uuid::new_v4();
+/// `n` activities on `target` written straight to the table (as the listener
+/// would have), the first a create when `create_first`.
+async fn seed(s: &integration_tests::TestStack, target: Uuid, n: u32, create_first: bool) {
     let mut items = Vec::new();
-    for i in 0..1000u32 {
+    for i in 0..n {
+        let event_type = if create_first && i == 0 {
+            "TenureCreatedEvent"
+        } else {
+            "TenureUpdatedEvent"
+        };
         let mut body = integration_tests::event(
-            "TenureUpdatedEvent",
+            event_type,
             target,
             json!({"rent": i, "notes": "before"}),
             json!({"rent": i + 1, "notes": "after"}),
         );
         body["dateTime"] = json!(format!(
-            "2024-{:02}-{:02}T10:{:02}:00Z",
+            "2024-{:02}-{:02}T10:{:02}:{:02}Z",
             1 + i % 12,
             1 + i % 28,
-            i % 60
+            i % 60,
+            i / 60 % 60
         ));
         let domain::Outcome::Record(r) =
             domain::transform(body.to_string().as_bytes(), &domain::Mapping::default()).unwrap()
@@ -413,12 +422,21 @@ async fn api_bench() {
             .await
             .unwrap();
     }
+}
+
+/// The API as a release process over the stack's table, logging at `log_level`
+/// to `stderr`; its base URL once it answers.
+async fn spawn_api(
+    s: &integration_tests::TestStack,
+    log_level: &str,
+    stderr: Stdio,
+) -> (tokio::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut api = tokio::process::Command::new(API)
+    let api = tokio::process::Command::new(API)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -430,13 +448,12 @@ async fn api_bench() {
         .env("ACTIVITY_TOKEN_KEY", integration_tests::TOKEN_KEY)
         .env("ACTIVITY_JWT_SECRET", integration_tests::JWT_SECRET)
         .env("ACTIVITY_API_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log_level)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let pid = api.id().unwrap();
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {
@@ -450,6 +467,16 @@ async fn api_bench() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    (api, base)
+}
+
+async fn api_bench() {
+    let s = provisioned(false).await;
+    let target = Uuid::new_v4();
+    seed(&s, target, 1000, false).await;
+    let (mut api, base) = spawn_api(&s, "warn", Stdio::null()).await;
+    let pid = api.id().unwrap();
+    let http = reqwest::Client::new();
     let token = hs256_token(json!({}));
     let requests: usize = std::env::var("BENCH_REQUESTS")
         .ok()
@@ -522,6 +549,77 @@ async fn api_bench() {
     println!("\nAPI peak RSS (VmHWM) over the run: {peak:.1} MiB\n");
     api.start_kill().unwrap();
     api.wait().await.unwrap();
+}
+
+/// DynamoDB queries the API logged so far (one `dynamodb query` line each).
+fn queries_logged(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches("\"dynamodb query\"")
+        .count()
+}
+
+async fn reading_bench() {
+    let s = provisioned(false).await;
+    let targets: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+    for t in &targets {
+        seed(&s, *t, 100, true).await;
+    }
+    let log = std::env::temp_dir().join(format!("reading-bench-{}.log", Uuid::new_v4()));
+    let file = std::fs::File::create(&log).unwrap();
+    let (mut api, base) = spawn_api(&s, "info", Stdio::from(file)).await;
+    let pid = api.id().unwrap();
+    let (http, token) = (reqwest::Client::new(), hs256_token(json!({})));
+    let requests: usize = 200;
+    let merged: String = targets.iter().map(|t| format!("targetId={t}&")).collect();
+    let t0 = targets[0];
+    println!(
+        "### Reading in more ways (10 targets of 100 activities, {requests} requests each, one client, API as a release process)\n"
+    );
+    println!("| what | DynamoDB queries per answer | p50 | p99 | API CPU per request |");
+    println!("|---|---|---|---|---|");
+    for (what, url) in [
+        (
+            "baseline: one target's page of 10",
+            format!("{base}/api/v1/activityhistory?targetId={t0}&pageSize=10"),
+        ),
+        (
+            "merged page of 10 over 10 targets",
+            format!("{base}/api/v1/activityhistory?{merged}pageSize=10"),
+        ),
+        (
+            "state of a target (100 records folded)",
+            format!("{base}/api/v1/activityhistory/state?targetId={t0}"),
+        ),
+    ] {
+        for _ in 0..10 {
+            let r = http.get(&url).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{what}");
+            r.bytes().await.unwrap();
+        }
+        let (q0, cpu0) = (queries_logged(&log), cpu_secs(pid));
+        let (h, t, u) = (http.clone(), token.clone(), url.clone());
+        let (_, lat) = load(requests, 1, move || {
+            let (h, t, u) = (h.clone(), t.clone(), u.clone());
+            async move {
+                let r = h.get(&u).bearer_auth(&t).send().await.unwrap();
+                r.bytes().await.unwrap();
+            }
+        })
+        .await;
+        let cpu = cpu_secs(pid) - cpu0;
+        let queries = (queries_logged(&log) - q0) as f64 / requests as f64;
+        println!(
+            "| {what} | {queries:.1} | {:.2} ms | {:.2} ms | {:.0} µs |",
+            percentile(&lat, 0.5).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+            cpu * 1e6 / requests as f64
+        );
+    }
+    println!();
+    api.start_kill().unwrap();
+    api.wait().await.unwrap();
+    std::fs::remove_file(&log).ok();
 }
 
 async fn lambda_bench() {
@@ -620,6 +718,9 @@ async fn main() {
     }
     if run("api") {
         api_bench().await;
+    }
+    if run("reading") {
+        reading_bench().await;
     }
     if run("listener") {
         sdk_floor().await;

@@ -67,6 +67,7 @@ async fn api_state(
         token_key: domain::token::TokenKey::new(TOKEN_KEY.as_bytes().to_vec()).expect("key"),
         verifier: std::sync::Arc::new(api::auth::Verifier::new(auth).await.expect("verifier")),
         access: Default::default(),
+        mapping: Default::default(),
         ingest: None,
     }
 }
@@ -144,10 +145,45 @@ impl crate::TestStack {
                 sqs: self.sqs.clone(),
                 queue_url: self.provisioned.queue_url.clone(),
                 writer_groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-                mapping: domain::Mapping::default(),
                 key: crate::ingest_key(),
             })
         });
         BoxCloneService::new(api::app(state, &settings()))
     }
+}
+
+/// Calls `app` once: the status and the body as JSON (`null` when it is not).
+pub async fn call(app: &App, req: Request) -> (u16, serde_json::Value) {
+    use tower::ServiceExt;
+    let response = app.clone().oneshot(req).await.expect("infallible");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+/// GET `uri` with a bearer `token`.
+pub async fn get(app: &App, token: &str, uri: &str) -> (u16, serde_json::Value) {
+    let req = Request::get(uri)
+        .header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .expect("request");
+    call(app, req).await
+}
+
+/// GET `uri` with a bearer `token`: the status and the body as text.
+pub async fn get_text(app: &App, token: &str, uri: &str) -> (u16, String) {
+    use tower::ServiceExt;
+    let req = Request::get(uri)
+        .header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let response = app.clone().oneshot(req).await.expect("infallible");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (status, String::from_utf8_lossy(&bytes).into_owned())
 }

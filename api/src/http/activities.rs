@@ -29,6 +29,7 @@ pub(crate) fn router() -> Router<AppState> {
             get(list).post(super::create::create),
         )
         .route("/api/v1/activityhistory/export", get(export))
+        .route("/api/v1/activityhistory/state", get(super::state::state))
         .route("/api/v1/activityhistory/{id}", get(by_id))
 }
 
@@ -54,6 +55,16 @@ pub(crate) struct ListParams {
     /// `desc` (newest first, default) or `asc`.
     #[param(inline)]
     order: Option<OrderParam>,
+    /// Only activities that changed this field: a top-level name (`phone`) or a
+    /// JSON Pointer (`/address/postcode`); a change of the field, of something
+    /// under it, or of something holding it matches.
+    field: Option<String>,
+    /// Only activities by this author's e-mail address, in any case.
+    author: Option<String>,
+    /// Only activities published by this domain (`sourceDomain`, any case), e.g. `Transactions`.
+    domain: Option<String>,
+    /// Only these target types (e.g. `tenurePerson`); repeat or separate with commas.
+    targetType: Option<String>,
 }
 
 /// Sort direction (documentation).
@@ -100,14 +111,24 @@ pub(crate) struct ExportParams {
     /// The token in the previous response's `Link: <...>; rel="next"`, to continue
     /// an export that stopped at its size limit.
     paginationToken: Option<String>,
+    /// Only activities that changed this field: a top-level name (`phone`) or a
+    /// JSON Pointer (`/address/postcode`); a change of the field, of something
+    /// under it, or of something holding it matches.
+    field: Option<String>,
+    /// Only activities by this author's e-mail address, in any case.
+    author: Option<String>,
+    /// Only activities published by this domain (`sourceDomain`, any case), e.g. `Transactions`.
+    domain: Option<String>,
+    /// Only these target types (e.g. `tenurePerson`); repeat or separate with commas.
+    targetType: Option<String>,
 }
 
 const LIST_PATH: &str = "/api/v1/activityhistory";
-const EXPORT_PATH: &str = "/api/v1/activityhistory/export";
+pub(super) const EXPORT_PATH: &str = "/api/v1/activityhistory/export";
 
 /// The absolute URL of the next page or part: this request's URL at `path` with
 /// the new token.
-fn next_url(headers: &HeaderMap, raw: Option<&str>, path: &str, token: &str) -> String {
+pub(super) fn next_url(headers: &HeaderMap, raw: Option<&str>, path: &str, token: &str) -> String {
     let mut q = form_urlencoded::Serializer::new(String::new());
     for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         if !k.eq_ignore_ascii_case("paginationToken") {
@@ -146,7 +167,7 @@ fn with_next_link(mut response: Response, url: Option<&str>) -> Response {
 
 /// What a page token is bound to besides the target: the route, the filters and
 /// what the caller may see, so a token never resumes a different read.
-fn binding(route: Route, filters: &Filters, visible: &Visible) -> String {
+pub(super) fn binding(route: Route, filters: &Filters, visible: &Visible) -> String {
     let prefix = if route == Route::Export {
         "export;"
     } else {
@@ -156,10 +177,15 @@ fn binding(route: Route, filters: &Filters, visible: &Visible) -> String {
 }
 
 /// Checks a caller's page token against the read it is presented with.
-fn resume(state: &AppState, target: Uuid, bound: &str, t: &str) -> Result<PageKey, ApiError> {
+pub(super) fn resume(
+    state: &AppState,
+    target: Uuid,
+    bound: &str,
+    t: &str,
+) -> Result<PageKey, ApiError> {
     token::decode(&state.token_key, target, bound, t).map_err(|e| {
         ApiError::BadRequest(match e {
-            TokenError::ForeignQuery => "paginationToken was issued for different filters (type, from, to or order), for another route or to a caller with other access; start again without it".into(),
+            TokenError::ForeignQuery => "paginationToken was issued for different filters (type, from, to, order, field, author, domain or targetType), for another route or to a caller with other access; start again without it".into(),
             other => other.to_string(),
         })
     })
@@ -204,8 +230,7 @@ fn begin<'a>(
 /// are no history to it. A filter that matches nothing on a target that has
 /// history is an empty answer instead.
 async fn no_history(store: &Store, scope: &Scope<'_>) -> Result<bool, ApiError> {
-    let f = scope.filters;
-    let unfiltered = f.types.is_empty() && f.from.is_none() && f.to.is_none();
+    let unfiltered = scope.filters.narrows_nothing();
     Ok(unfiltered || !store.has_any(scope.target, scope.visible).await?)
 }
 
@@ -240,12 +265,13 @@ fn encoded_len<T: Serialize>(value: &T) -> usize {
     c.0
 }
 
-/// Room a next token takes in a page; real ones are about 150 characters.
-const TOKEN_ROOM: usize = 512;
+/// Room a next token takes in a page: a single target's is about 150
+/// characters, a merged history's of ten targets about 1,100.
+const TOKEN_ROOM: usize = 1536;
 
 /// Bytes of a page other than its results: the envelope with the longest
 /// `paginationDetails` this request can get.
-fn envelope_len(headers: &HeaderMap, raw: Option<&str>) -> usize {
+pub(super) fn envelope_len(headers: &HeaderMap, raw: Option<&str>) -> usize {
     let token = "x".repeat(TOKEN_ROOM);
     let url = next_url(headers, raw, LIST_PATH, &token);
     encoded_len(&PageJson {
@@ -260,7 +286,7 @@ fn envelope_len(headers: &HeaderMap, raw: Option<&str>) -> usize {
 /// Keeps the activities whose encoded JSON fits in `budget` bytes, and always the
 /// first, so every page moves on. Returns them and, when some were left out, the
 /// key to resume after the last one kept.
-fn fit(entries: Vec<Entry>, budget: usize) -> (Vec<ActivityJson>, Option<PageKey>) {
+pub(super) fn fit(entries: Vec<Entry>, budget: usize) -> (Vec<ActivityJson>, Option<PageKey>) {
     let mut results = Vec::with_capacity(entries.len());
     let (mut used, mut last) = (0, None);
     for e in entries {
@@ -311,6 +337,9 @@ async fn list_page(
     log: &mut AccessLog,
 ) -> Result<Response, ApiError> {
     let q = ListQuery::parse(raw)?;
+    if !q.more_targets.is_empty() {
+        return super::merged::list_page(state, caller, headers, raw, &q, log).await;
+    }
     let asked = (Route::List, q.target_id, &q.filters, q.token.as_deref());
     let Start {
         scope,
@@ -341,6 +370,16 @@ async fn list_page(
     let next_token = cut
         .or(page.next)
         .map(|k| token::encode(&state.token_key, q.target_id, &bound, &k));
+    Ok(page_response(results, next_token, headers, raw))
+}
+
+/// A page of history with its next token, as JSON and as a `Link`.
+pub(super) fn page_response(
+    results: Vec<ActivityJson>,
+    next_token: Option<String>,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+) -> Response {
     let next_url = next_token
         .as_deref()
         .map(|t| next_url(headers, raw, LIST_PATH, t));
@@ -351,10 +390,7 @@ async fn list_page(
             next_url: next_url.clone(),
         },
     };
-    Ok(with_next_link(
-        Json(body).into_response(),
-        next_url.as_deref(),
-    ))
+    with_next_link(Json(body).into_response(), next_url.as_deref())
 }
 
 /// One activity by its id.
@@ -437,17 +473,17 @@ fn encode_rows(format: Format, rows: &[ExportRow]) -> Result<Vec<u8>, ApiError> 
 }
 
 /// One export response, built up to its limits.
-struct Part {
+pub(super) struct Part {
     body: Vec<u8>,
-    records: usize,
-    rows: usize,
+    pub(super) records: usize,
+    pub(super) rows: usize,
     /// Where the last activity taken ends.
     last: Option<PageKey>,
 }
 
 impl Part {
     /// An empty part: for CSV, its header row, so every part is a whole file.
-    fn new(format: Format) -> Result<Self, ApiError> {
+    pub(super) fn new(format: Format) -> Result<Self, ApiError> {
         let mut body = Vec::new();
         if format == Format::Csv {
             let mut w = csv::Writer::from_writer(Vec::new());
@@ -467,7 +503,12 @@ impl Part {
 
     /// Takes an activity's rows unless they would pass a limit; an activity is
     /// never split, and the first is always taken so every part moves on.
-    fn take(&mut self, format: Format, e: Entry, limits: &Limits) -> Result<bool, ApiError> {
+    pub(super) fn take(
+        &mut self,
+        format: Format,
+        e: Entry,
+        limits: &Limits,
+    ) -> Result<bool, ApiError> {
         let rows = ExportRow::rows(&e.activity);
         let encoded = encode_rows(format, &rows)?;
         let over = self.rows + rows.len() > limits.export_rows
@@ -545,6 +586,9 @@ async fn export_part(
     log: &mut AccessLog,
 ) -> Result<Response, ApiError> {
     let q = ExportQuery::parse(raw)?;
+    if !q.more_targets.is_empty() {
+        return super::merged::export_part(state, caller, headers, raw, &q, log).await;
+    }
     let asked = (Route::Export, q.target_id, &q.filters, q.token.as_deref());
     let Start {
         scope,
@@ -564,14 +608,21 @@ async fn export_part(
         let t = token::encode(&state.token_key, q.target_id, &bound, &k);
         next_url(headers, raw, EXPORT_PATH, &t)
     });
-    let (content_type, ext) = match q.format {
+    Ok(export_response(q.format, q.target_id, part, next_url))
+}
+
+/// An export part as a file download, with its `Link` to the next part.
+pub(super) fn export_response(
+    format: Format,
+    target: Uuid,
+    part: Part,
+    next_url: Option<String>,
+) -> Response {
+    let (content_type, ext) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::Ndjson => ("application/x-ndjson", "ndjson"),
     };
-    let disposition = format!(
-        "attachment; filename=\"activity-history-{}.{ext}\"",
-        q.target_id
-    );
+    let disposition = format!("attachment; filename=\"activity-history-{target}.{ext}\"");
     let response = (
         [
             (header::CONTENT_TYPE, content_type.to_owned()),
@@ -580,5 +631,5 @@ async fn export_part(
         Body::from(part.body),
     )
         .into_response();
-    Ok(with_next_link(response, next_url.as_deref()))
+    with_next_link(response, next_url.as_deref())
 }

@@ -112,7 +112,7 @@ async fn post(
 ) -> Result<Response, ApiError> {
     let ingest = writer(state, caller)?;
     let items = read_items(headers, body).await?;
-    let items = validate(items, ingest, caller)?;
+    let items = validate(items, &state.mapping, caller)?;
     // A new id per post: the caller's x-correlation-id is the caller's to choose.
     let posting = Posting {
         correlation_id: Some(Uuid::new_v4()),
@@ -243,7 +243,7 @@ async fn read_items(headers: &HeaderMap, body: Body) -> Result<Vec<Value>, ApiEr
 /// activity, and target types the caller may read.
 fn validate(
     items: Vec<Value>,
-    ingest: &Ingest,
+    mapping: &domain::Mapping,
     caller: &Caller,
 ) -> Result<Vec<PostedActivity>, ApiError> {
     let now = Timestamp::now();
@@ -251,7 +251,7 @@ fn validate(
     let mut valid: Vec<PostedActivity> = Vec::with_capacity(items.len());
     for (i, mut item) in items.into_iter().enumerate() {
         posted::fill_defaults(&mut item, now);
-        let p = PostedActivity::from_value(item, Some(&ingest.mapping), now)
+        let p = PostedActivity::from_value(item, Some(mapping), now)
             .map_err(|e| ApiError::BadRequest(format!("item {i}: {e}")))?;
         if let Some(days) = p.retention_days
             && p.created_at.plus_days(days) < now

@@ -19,7 +19,9 @@ use crate::{auth, correlation};
 pub(crate) mod activities;
 pub(crate) mod create;
 pub(crate) mod health;
+pub(crate) mod merged;
 mod path;
+pub(crate) mod state;
 
 pub use path::normalize_path;
 
@@ -30,8 +32,8 @@ pub use path::normalize_path;
         title = "activity-history",
         description = "Who changed what, when, and from what to what: the history of every entity on the housing and finance platform.",
     ),
-    paths(activities::list, create::create, activities::by_id, activities::export, health::ping),
-    components(schemas(crate::model::PageJson, crate::model::ActivityJson, crate::error::ErrorBody, crate::model::AcceptedJson, create::PostedActivityJson)),
+    paths(activities::list, create::create, state::state, activities::by_id, activities::export, health::ping),
+    components(schemas(crate::model::PageJson, crate::model::ActivityJson, crate::error::ErrorBody, crate::model::AcceptedJson, crate::model::StateJson, create::PostedActivityJson)),
     modifiers(&BearerScheme),
     tags(
         (name = "history", description = "A target's history"),

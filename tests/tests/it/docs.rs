@@ -33,6 +33,7 @@ async fn openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
         "/api/v1/activityhistory",
         "/api/v1/activityhistory/{id}",
         "/api/v1/activityhistory/export",
+        "/api/v1/activityhistory/state",
         "/api/v1/healthcheck/ping",
     ] {
         assert!(paths.contains(&route), "{route} missing from {paths:?}");
@@ -56,6 +57,10 @@ async fn openapi_document_is_valid_openapi_3_1_and_lists_every_route() {
         "from",
         "to",
         "order",
+        "field",
+        "author",
+        "domain",
+        "targetType",
     ] {
         assert!(params.contains(&p), "{p} missing from {params:?}");
     }

@@ -16,4 +16,5 @@ mod lambda;
 mod listener;
 mod operations;
 mod posting;
+mod reading;
 mod soak;

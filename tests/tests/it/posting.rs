@@ -7,25 +7,12 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header;
-use integration_tests::table::App;
+use integration_tests::table::{App, call, get};
 use integration_tests::{TestStack, hs256_token, provisioned};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use uuid::Uuid;
 
 const WRITERS: &str = "history-writers";
-
-async fn call(app: &App, req: Request) -> (u16, Value) {
-    let response = app.clone().oneshot(req).await.unwrap();
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 async fn post(app: &App, token: &str, body: impl Into<String>) -> (u16, Value) {
     let req = Request::post("/api/v1/activityhistory")
@@ -37,11 +24,12 @@ async fn post(app: &App, token: &str, body: impl Into<String>) -> (u16, Value) {
 }
 
 async fn history(app: &App, token: &str, target: Uuid) -> (u16, Value) {
-    let req = Request::get(format!("/api/v1/activityhistory?targetId={target}"))
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap();
-    call(app, req).await
+    get(
+        app,
+        token,
+        &format!("/api/v1/activityhistory?targetId={target}"),
+    )
+    .await
 }
 
 fn worker(s: &TestStack) -> tokio::process::Child {
