@@ -5,13 +5,14 @@
 //! `createdAt` values are broken by id, so the order is total.
 
 use std::cmp::Ordering;
+use std::collections::VecDeque;
 
 use domain::token::PageKey;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::params::Order;
-use crate::store::{Entry, MAX_REQUESTS_PER_PAGE, Scope, Store};
+use crate::store::{Entry, Scope, Store};
 
 /// Where one target's history stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +86,7 @@ struct Stream {
     end: Option<PageKey>,
 }
 
-/// One merged read: every entry read, in the merged order; serve at most the
-/// page size of them.
+/// One merged read: the entries that may be served, in the merged order.
 #[derive(Debug)]
 pub struct Merged {
     /// Entries in order.
@@ -108,8 +108,7 @@ fn compare(a: &Entry, b: &Entry, order: Order) -> Ordering {
 }
 
 impl Merged {
-    /// The cursors once the first `taken` entries are served (at most the page
-    /// size the read used, so no target is served past what it read).
+    /// The cursors once the first `taken` of [`Merged::entries`] are served.
     pub fn cursors_after(&self, taken: usize) -> Cursors {
         let mut counts = vec![0usize; self.streams.len()];
         for i in self.owners.iter().take(taken) {
@@ -126,9 +125,40 @@ impl Merged {
     }
 }
 
+/// Queries one target may make for one merged page: with ten targets, at most
+/// 40 queries a page.
+pub const REQUESTS_PER_TARGET: usize = 4;
+
+/// Merges the targets' entries, each target's in the order read: always the best
+/// of the targets' next entries, never reordering one target's own. Stops at
+/// `limit`, or once a target that has more than it read has run out of what it
+/// read (its unread entries could come next).
+fn merge_heads(
+    mut queues: Vec<(VecDeque<Entry>, bool)>,
+    order: Order,
+    limit: usize,
+) -> (Vec<Entry>, Vec<usize>) {
+    let (mut entries, mut owners) = (Vec::new(), Vec::new());
+    while entries.len() < limit {
+        if queues.iter().any(|(q, more)| q.is_empty() && *more) {
+            break;
+        }
+        let best = (queues.iter().enumerate())
+            .filter_map(|(i, (q, _))| q.front().map(|e| (i, e)))
+            .min_by(|(_, a), (_, b)| compare(a, b, order))
+            .map(|(i, _)| i);
+        let Some(e) = best.and_then(|i| Some((i, queues.get_mut(i)?.0.pop_front()?))) else {
+            break;
+        };
+        owners.push(e.0);
+        entries.push(e.1);
+    }
+    (entries, owners)
+}
+
 impl Store {
     /// Reads up to `size` entries from each target not yet done (each scope is
-    /// one target's, with the same filters) and merges them.
+    /// one target's, with the same filters) and merges at most `size` of them.
     pub async fn merged(
         &self,
         scopes: &[Scope<'_>],
@@ -145,33 +175,32 @@ impl Store {
                     Cursor::Start => None,
                     Cursor::After(k) => Some(k.clone()),
                 };
-                self.read(scope, start, size, MAX_REQUESTS_PER_PAGE)
+                self.read(scope, start, size, REQUESTS_PER_TARGET)
                     .await
                     .map(Some)
             });
         let pages = futures::future::try_join_all(reads).await?;
-        let mut entries = Vec::new();
+        let mut queues = Vec::with_capacity(pages.len());
         let mut streams = Vec::with_capacity(pages.len());
-        for (i, (page, before)) in pages.into_iter().zip(&cursors.0).enumerate() {
+        for (page, before) in pages.into_iter().zip(&cursors.0) {
             let Some(page) = page else {
                 streams.push(Stream {
                     before: Cursor::Done,
                     keys: Vec::new(),
                     end: None,
                 });
+                queues.push((VecDeque::new(), false));
                 continue;
             };
             let keys = page.entries.iter().map(|e| e.key.clone()).collect();
+            queues.push((page.entries.into(), page.next.is_some()));
             streams.push(Stream {
                 before: before.clone(),
                 keys,
                 end: page.next,
             });
-            entries.extend(page.entries.into_iter().map(|e| (i, e)));
         }
-        // Each target's entries arrive in order; a stable sort keeps them so.
-        entries.sort_by(|(_, a), (_, b)| compare(a, b, order));
-        let (owners, entries) = entries.into_iter().unzip();
+        let (entries, owners) = merge_heads(queues, order, size);
         Ok(Merged {
             entries,
             owners,
@@ -214,5 +243,107 @@ mod tests {
         assert_eq!(set_id(&[a, b]), set_id(&[b, a]));
         assert_ne!(set_id(&[a, b]), a);
         assert_ne!(set_id(&[a]), a);
+    }
+
+    fn entry(created: &str, id: u128) -> Entry {
+        let created_at = domain::Timestamp::parse(created).unwrap();
+        let activity = domain::Activity {
+            id: Uuid::from_u128(id),
+            target_id: Uuid::nil(),
+            target_type: "person".into(),
+            activity_type: domain::ActivityType::Update,
+            created_at,
+            old_data: None,
+            new_data: None,
+            changes: None,
+            author: domain::Author::default(),
+            source_domain: String::new(),
+            ttl: None,
+            provenance: None,
+            truncated: false,
+        };
+        let key = key(&created_at.to_table_string(), &activity.id.to_string());
+        Entry { activity, key }
+    }
+
+    fn ids(entries: &[Entry]) -> Vec<u128> {
+        entries.iter().map(|e| e.activity.id.as_u128()).collect()
+    }
+
+    #[test]
+    fn heads_merge_newest_first_ties_by_id_without_reordering_a_target() {
+        let a = VecDeque::from([
+            entry("2024-03-03T00:00:00Z", 1),
+            entry("2024-03-01T00:00:00Z", 2),
+        ]);
+        let b = VecDeque::from([
+            entry("2024-03-03T00:00:00Z", 3),
+            entry("2024-03-02T00:00:00Z", 4),
+        ]);
+        let (merged, owners) = merge_heads(
+            vec![(a.clone(), false), (b.clone(), false)],
+            Order::Desc,
+            10,
+        );
+        assert_eq!(
+            ids(&merged),
+            [3, 1, 4, 2],
+            "equal times: the larger id first when newest first"
+        );
+        assert_eq!(owners, [1, 0, 1, 0]);
+        let (limited, _) = merge_heads(vec![(a, false), (b, false)], Order::Desc, 2);
+        assert_eq!(ids(&limited), [3, 1]);
+        // A target's own order is kept even where it disagrees with the merge key.
+        let odd = VecDeque::from([
+            entry("2024-03-01T00:00:00Z", 9),
+            entry("2024-03-05T00:00:00Z", 8),
+        ]);
+        let (merged, _) = merge_heads(vec![(odd, false)], Order::Desc, 10);
+        assert_eq!(ids(&merged), [9, 8]);
+    }
+
+    #[test]
+    fn a_target_with_more_than_it_read_stops_the_merge_where_its_reads_end() {
+        let short = VecDeque::from([entry("2024-03-05T00:00:00Z", 1)]);
+        let full = VecDeque::from([
+            entry("2024-03-04T00:00:00Z", 2),
+            entry("2024-03-01T00:00:00Z", 3),
+        ]);
+        let (merged, _) = merge_heads(vec![(short, true), (full, false)], Order::Desc, 10);
+        assert_eq!(
+            ids(&merged),
+            [1],
+            "the short target's unread records may be newer than 2"
+        );
+    }
+
+    #[test]
+    fn cursors_after_resume_each_target_after_what_it_served() {
+        let stream = |before, keys: &[&str], end: Option<&str>| Stream {
+            before,
+            keys: keys.iter().map(|k| key("t", k)).collect(),
+            end: end.map(|k| key("t", k)),
+        };
+        let merged = Merged {
+            entries: Vec::new(),
+            owners: vec![0, 1, 0],
+            streams: vec![
+                stream(Cursor::Start, &["a1", "a2", "a3"], Some("a3")),
+                stream(Cursor::Start, &["b1"], None),
+                stream(Cursor::After(key("t", "c0")), &["c1"], None),
+                stream(Cursor::Done, &[], None),
+            ],
+        };
+        let after = merged.cursors_after(3);
+        assert_eq!(
+            after,
+            Cursors(vec![
+                Cursor::After(key("t", "a2")),
+                Cursor::Done,
+                Cursor::After(key("t", "c0")),
+                Cursor::Done,
+            ])
+        );
+        assert_eq!(merged.cursors_after(0).0[0], Cursor::Start);
     }
 }

@@ -60,6 +60,14 @@ pub struct ActivityJson {
     pub changes: Option<Vec<ChangeJson>>,
     /// True when the data was too large to keep and only changed paths remain.
     pub truncated: bool,
+    /// The event that wrote the record, e.g. `TransactionCreatedEvent`
+    /// (`ActivityPosted` for one posted to this API); null on the old service's records.
+    pub event_type: Option<String>,
+    /// The system that published it, e.g. `TransactionAPI`; null on the old service's records.
+    pub source_system: Option<String>,
+    /// The request that caused it; records sharing one were one change. Null when
+    /// the publisher sent none, and on the old service's records.
+    pub correlation_id: Option<Uuid>,
 }
 
 impl ActivityJson {
@@ -89,6 +97,9 @@ impl ActivityJson {
                     .collect()
             }),
             truncated: a.truncated,
+            event_type: a.provenance.as_ref().map(|p| p.event_type.clone()),
+            source_system: a.provenance.as_ref().map(|p| p.source_system.clone()),
+            correlation_id: a.provenance.and_then(|p| p.correlation_id),
         }
     }
 }

@@ -52,13 +52,23 @@ pub struct Filters {
     pub target_types: Vec<String>,
 }
 
+/// Most levels a `field` pointer may have (each adds a condition to the query).
+pub const MAX_FIELD_DEPTH: usize = 16;
+
 /// Most target types one query filters on.
 pub const MAX_TARGET_TYPES: usize = 20;
 
 impl Filters {
+    /// The filters as the access log records them: the fingerprint, but an
+    /// author's e-mail address is only said to be given, never written.
+    pub fn logged(&self) -> String {
+        let mut f = self.clone();
+        f.author = f.author.map(|_| "(given)".to_owned());
+        f.fingerprint()
+    }
+
     /// A canonical rendering, so a page token can be bound to the query it came
-    /// from; it is also the access log's `filters`, so the author's e-mail address
-    /// appears only as a digest.
+    /// from (inside the token it is only a digest, and the token is encrypted).
     pub fn fingerprint(&self) -> String {
         let types: Vec<&str> = self.types.iter().map(|t| t.as_str()).collect();
         let mut f = format!(
@@ -74,7 +84,7 @@ impl Filters {
             f.push_str(&format!(";field={field}"));
         }
         if let Some(author) = &self.author {
-            f.push_str(&format!(";author=sha256:{}", short_digest(author)));
+            f.push_str(&format!(";author={author}"));
         }
         if let Some(domain) = &self.domain {
             f.push_str(&format!(";domain={domain}"));
@@ -115,23 +125,13 @@ impl Filters {
             .as_deref()
             .is_none_or(|f| domain::search::changed_field(a, f));
         let author =
-            (self.author.as_deref()).is_none_or(|e| a.author.email.trim().eq_ignore_ascii_case(e));
+            (self.author.as_deref()).is_none_or(|e| a.author.email.trim().to_lowercase() == e);
         let domain =
-            (self.domain.as_deref()).is_none_or(|d| a.source_domain.trim().eq_ignore_ascii_case(d));
+            (self.domain.as_deref()).is_none_or(|d| a.source_domain.trim().to_lowercase() == d);
         let target_type =
             self.target_types.is_empty() || self.target_types.contains(&a.target_type);
         field && author && domain && target_type
     }
-}
-
-/// The first 16 hex digits of a SHA-256: enough to bind a token, not to read back.
-fn short_digest(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// `GET /api/v1/activityhistory` parameters.
@@ -331,10 +331,10 @@ fn field(pairs: &[(String, String)]) -> Result<Option<String>, ApiError> {
     let Some(f) = optional(pairs, "field")? else {
         return Ok(None);
     };
-    if f.len() > 256 || f == "/" {
-        return Err(bad(
-            "field should be a field name (phone) or a JSON Pointer (/address/postcode) of at most 256 characters",
-        ));
+    if f.len() > 256 || f == "/" || f.matches('/').count() > MAX_FIELD_DEPTH {
+        return Err(bad(format!(
+            "field should be a field name (phone) or a JSON Pointer (/address/postcode) of at most 256 characters and {MAX_FIELD_DEPTH} levels"
+        )));
     }
     Ok(Some(domain::search::field_pointer(f)))
 }

@@ -71,6 +71,17 @@ pub const STATE_PAGE: usize = 100;
 /// Queries one state read may make: it folds at most 1,000 records.
 pub const STATE_QUERIES: usize = 10;
 
+/// What a state read does with one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Folds it: the entity's own, and the caller may read it.
+    Fold,
+    /// Leaves it out and says the state is partial: the caller may not read it.
+    Withheld,
+    /// Leaves it out: it is about another entity.
+    Other,
+}
+
 /// The records a state folds.
 #[derive(Debug)]
 pub struct History {
@@ -463,15 +474,13 @@ impl Store {
     /// The records a state as of `at` folds, oldest first: read newest first from
     /// `at` back to the last create, migrate or delete (nothing before one changes
     /// the state), within [`STATE_QUERIES`] queries of [`STATE_PAGE`] records.
-    /// `keep` decides each record: `Some(true)` folds it, `Some(false)` withholds
-    /// it (the caller may not read it: the state is then partial), `None` leaves
-    /// it out as another entity's. `History::partial` also says whether the bound
-    /// was hit.
+    /// `keep` decides each record ([`Keep`]). `History::partial` says whether one
+    /// was withheld, or the bound was hit.
     pub async fn history_for_state(
         &self,
         target: Uuid,
         at: domain::Timestamp,
-        keep: &(dyn Fn(&Activity) -> Option<bool> + Sync),
+        keep: &(dyn Fn(&Activity) -> Keep + Sync),
     ) -> Result<History, ApiError> {
         use domain::ActivityType as T;
         let filters = Filters {
@@ -488,12 +497,12 @@ impl Store {
             let page = self.read(&scope, start, STATE_PAGE, 1).await?;
             for e in page.entries {
                 match keep(&e.activity) {
-                    Some(true) => {}
-                    Some(false) => {
+                    Keep::Fold => {}
+                    Keep::Withheld => {
                         partial = true;
                         continue;
                     }
-                    None => continue,
+                    Keep::Other => continue,
                 }
                 let base = matches!(e.activity.activity_type, T::Create | T::Migrate | T::Delete);
                 newest_first.push(e.activity);
@@ -606,5 +615,64 @@ impl Store {
                     aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
                 ))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conditions(query: &str) -> Conditions {
+        let q = crate::params::ListQuery::parse(Some(query)).unwrap();
+        let scope = Scope {
+            target: q.target_id,
+            filters: &q.filters,
+            visible: &Visible::All,
+        };
+        Conditions::of(&scope)
+    }
+
+    const T: &str = "targetId=6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7";
+
+    fn value(c: &Conditions, name: &str) -> String {
+        c.values[name].as_s().unwrap().clone()
+    }
+
+    #[test]
+    fn a_field_filter_asks_for_the_field_its_ancestors_or_a_record_without_paths() {
+        let c = conditions(&format!("{T}&field=/address/postcode"));
+        let filter = c.filter_expression().unwrap();
+        assert_eq!(
+            filter,
+            "(attribute_not_exists(#changedPaths) OR contains(#changedPaths, :fp0) OR contains(#changedPaths, :fp1) OR contains(#changedPaths, :fp2))"
+        );
+        let asked: Vec<String> = ["fp0", "fp1", "fp2"]
+            .map(|p| value(&c, &format!(":{p}")))
+            .into();
+        assert_eq!(asked, ["/address", "/address/postcode", "*"]);
+    }
+
+    #[test]
+    fn author_and_domain_filters_ask_for_the_lower_case_attributes() {
+        let c = conditions(&format!(
+            "{T}&author=Ann.Officer@Example.gov.uk&domain=Transactions"
+        ));
+        let filter = c.filter_expression().unwrap();
+        assert!(
+            filter.contains("(#authorEmailLower = :au OR attribute_not_exists(#authorEmailLower))"),
+            "{filter}"
+        );
+        assert!(
+            filter
+                .contains("(#sourceDomainLower = :sd OR attribute_not_exists(#sourceDomainLower))"),
+            "{filter}"
+        );
+        assert_eq!(value(&c, ":au"), "ann.officer@example.gov.uk");
+        assert_eq!(value(&c, ":sd"), "transactions");
+    }
+
+    #[test]
+    fn no_filter_asks_for_nothing() {
+        assert_eq!(conditions(T).filter_expression(), None);
     }
 }

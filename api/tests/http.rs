@@ -322,6 +322,7 @@ fn bad_queries(target: Uuid, token: &str) -> Vec<(String, &'static str)> {
             "reads at most 10",
         ),
         (q("field=/"), "JSON Pointer"),
+        (q(&format!("field={}", "/a".repeat(17))), "16 levels"),
         (
             format!("{LIST}/state?targetId={target}&at=1850-01-01"),
             "before 1900",

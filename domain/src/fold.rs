@@ -64,7 +64,11 @@ fn step(s: &mut State, a: &Activity) {
                 Value::Object(Map::new())
             });
             if a.truncated {
+                // What it changed them to is lost: those fields are no longer known.
                 s.complete = false;
+                for c in a.changes.iter().flatten() {
+                    forget(state, &c.path);
+                }
             } else {
                 apply(state, a.old_data.as_ref(), a.new_data.as_ref());
             }
@@ -74,6 +78,17 @@ fn step(s: &mut State, a: &Activity) {
             s.state = None;
             s.deleted = true;
         }
+    }
+}
+
+/// Removes the value at a JSON Pointer, if there is one.
+fn forget(state: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    let key = last.replace("~1", "/").replace("~0", "~");
+    if let Some(Value::Object(m)) = state.pointer_mut(parent) {
+        m.remove(&key);
     }
 }
 
@@ -169,10 +184,25 @@ mod tests {
         );
         let s = fold([&update]).unwrap();
         assert_eq!((s.state, s.complete), (Some(json!({"a": 2})), false));
-        let create = record(ActivityType::Create, None, Some(json!({"a": 1})));
+        let create = record(
+            ActivityType::Create,
+            None,
+            Some(json!({"a": 1, "b": {"c": 2, "d": 3}})),
+        );
         let mut cut = update.clone();
         cut.truncated = true;
-        assert!(!fold([&create, &cut]).unwrap().complete);
+        cut.changes = Some(vec![crate::diff::Change {
+            path: "/b/c".into(),
+            old: Value::Null,
+            new: Value::Null,
+        }]);
+        let s = fold([&create, &cut]).unwrap();
+        assert!(!s.complete);
+        assert_eq!(
+            s.state,
+            Some(json!({"a": 1, "b": {"d": 3}})),
+            "the lost value is not kept stale"
+        );
     }
 
     #[test]

@@ -18,8 +18,12 @@ pub const SOURCE_DOMAIN: &str = "sourceDomainLower";
 /// In [`CHANGED_PATHS`]: the record matches every field (the whole entity
 /// changed, or its paths were too many or cut).
 pub const ANY_PATH: &str = "*";
-/// Most paths one record lists; beyond that it lists [`ANY_PATH`] only.
+/// Most paths one record lists, and most bytes they may take together; beyond
+/// either it lists [`ANY_PATH`] only, so the set never crowds out the record's
+/// data under DynamoDB's item limit.
 pub const MAX_PATHS: usize = 1000;
+/// See [`MAX_PATHS`].
+pub const MAX_PATH_BYTES: usize = 8 * 1024;
 
 /// A pointer and its ancestors: `/address/postcode` gives `/address` and
 /// `/address/postcode`. The whole entity (`""`) gives nothing.
@@ -44,7 +48,8 @@ pub fn indexed_paths(changes: &[Change], truncated: bool) -> BTreeSet<String> {
             break;
         }
     }
-    if truncated || paths.len() > MAX_PATHS {
+    let bytes: usize = paths.iter().map(String::len).sum();
+    if truncated || paths.len() > MAX_PATHS || bytes > MAX_PATH_BYTES {
         return BTreeSet::from([ANY_PATH.to_owned()]);
     }
     paths
@@ -71,15 +76,19 @@ pub fn path_matches(changed: &str, field: &str) -> bool {
 }
 
 /// The paths a record changed: its change list, or for a record of the old
-/// service (none kept) its old and new data compared.
+/// service (none kept) its old and new data compared, a missing side counting as
+/// an empty entity (as the listener compares them), so a create lists its fields.
 pub fn changed_paths(a: &Activity) -> Vec<String> {
-    match &a.changes {
-        Some(changes) => changes.iter().map(|c| c.path.clone()).collect(),
-        None => diff::changes(a.old_data.as_ref(), a.new_data.as_ref())
-            .into_iter()
-            .map(|c| c.path)
-            .collect(),
+    if let Some(changes) = &a.changes {
+        return changes.iter().map(|c| c.path.clone()).collect();
     }
+    let empty = serde_json::Value::Object(serde_json::Map::new());
+    let old = a.old_data.as_ref().unwrap_or(&empty);
+    let new = a.new_data.as_ref().unwrap_or(&empty);
+    diff::changes(Some(old), Some(new))
+        .into_iter()
+        .map(|c| c.path)
+        .collect()
 }
 
 /// Whether a record changed `field` (a JSON Pointer). A truncated record, whose
@@ -148,6 +157,14 @@ mod tests {
         assert_eq!(
             indexed_paths(&[change("/a")], true),
             BTreeSet::from(["*".to_owned()])
+        );
+        let long: Vec<Change> = (0..20)
+            .map(|i| change(&format!("/{i}{}", "x".repeat(500))))
+            .collect();
+        assert_eq!(
+            indexed_paths(&long, false),
+            BTreeSet::from(["*".to_owned()]),
+            "over 8 KB"
         );
         let many: Vec<Change> = (0..=MAX_PATHS).map(|i| change(&format!("/f{i}"))).collect();
         assert_eq!(

@@ -152,38 +152,38 @@ impl crate::TestStack {
     }
 }
 
-/// Calls `app` once: the status and the body as JSON (`null` when it is not).
-pub async fn call(app: &App, req: Request) -> (u16, serde_json::Value) {
+/// Calls `app` once: the status and the body's bytes.
+async fn call_bytes(app: &App, req: Request) -> (u16, Vec<u8>) {
     use tower::ServiceExt;
     let response = app.clone().oneshot(req).await.expect("infallible");
     let status = response.status().as_u16();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .expect("body");
+    (status, bytes.to_vec())
+}
+
+/// Calls `app` once: the status and the body as JSON (`null` when it is not).
+pub async fn call(app: &App, req: Request) -> (u16, serde_json::Value) {
+    let (status, bytes) = call_bytes(app, req).await;
     let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     (status, body)
 }
 
-/// GET `uri` with a bearer `token`.
-pub async fn get(app: &App, token: &str, uri: &str) -> (u16, serde_json::Value) {
-    let req = Request::get(uri)
+fn get_request(token: &str, uri: &str) -> Request {
+    Request::get(uri)
         .header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"))
         .body(axum::body::Body::empty())
-        .expect("request");
-    call(app, req).await
+        .expect("request")
+}
+
+/// GET `uri` with a bearer `token`.
+pub async fn get(app: &App, token: &str, uri: &str) -> (u16, serde_json::Value) {
+    call(app, get_request(token, uri)).await
 }
 
 /// GET `uri` with a bearer `token`: the status and the body as text.
 pub async fn get_text(app: &App, token: &str, uri: &str) -> (u16, String) {
-    use tower::ServiceExt;
-    let req = Request::get(uri)
-        .header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(axum::body::Body::empty())
-        .expect("request");
-    let response = app.clone().oneshot(req).await.expect("infallible");
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("body");
+    let (status, bytes) = call_bytes(app, get_request(token, uri)).await;
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }

@@ -38,7 +38,8 @@ pub(crate) fn router() -> Router<AppState> {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code, non_snake_case)]
 pub(crate) struct ListParams {
-    /// GUID of the entity whose history you want.
+    /// GUID of the entity whose history you want; repeat it (up to 10 targets)
+    /// for their histories merged into one.
     targetId: Uuid,
     /// Items per page, 1 to 100; default 10.
     #[param(minimum = 1, maximum = 100)]
@@ -94,7 +95,8 @@ pub(crate) enum FormatParam {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code, non_snake_case)]
 pub(crate) struct ExportParams {
-    /// GUID of the entity whose history you want.
+    /// GUID of the entity whose history you want; repeat it (up to 10 targets)
+    /// for their histories merged into one.
     targetId: Uuid,
     /// `csv` (default) or `ndjson`.
     #[param(inline)]
@@ -210,7 +212,7 @@ fn begin<'a>(
     (route, target, filters, token): (Route, Uuid, &'a Filters, Option<&str>),
     log: &mut AccessLog,
 ) -> Result<Start<'a>, ApiError> {
-    (log.target_id, log.filters) = (Some(target), filters.fingerprint());
+    (log.target_id, log.filters) = (Some(target), filters.logged());
     log.continued = token.is_some();
     let visible = caller.visible()?;
     let bound = binding(route, filters, visible);
@@ -312,7 +314,7 @@ pub(super) fn fit(entries: Vec<Entry>, budget: usize) -> (Vec<ActivityJson>, Opt
         (status = 400, description = "A parameter or the token is invalid; the message says which", body = ErrorBody),
         (status = 401, description = "No, or an invalid, bearer token", body = ErrorBody),
         (status = 403, description = "The caller is not in an allowed group, or its groups give access to no records", body = ErrorBody),
-        (status = 404, description = "The target has no activities the caller may read", body = ErrorBody),
+        (status = 404, description = "The target (or none of the targets) has activities the caller may read", body = ErrorBody),
         (status = 503, description = "The activity store is unavailable", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -561,7 +563,7 @@ async fn read_part(
         (status = 400, description = "A parameter or the token is invalid", body = ErrorBody),
         (status = 401, description = "No, or an invalid, bearer token", body = ErrorBody),
         (status = 403, description = "The caller is not in an allowed group, or its groups give access to no records", body = ErrorBody),
-        (status = 404, description = "The target has no activities the caller may read", body = ErrorBody),
+        (status = 404, description = "The target (or none of the targets) has activities the caller may read", body = ErrorBody),
         (status = 503, description = "The activity store is unavailable", body = ErrorBody),
     ),
     security(("bearer" = [])),

@@ -12,6 +12,7 @@ use crate::access::{AccessLog, Caller, Route};
 use crate::error::{ApiError, ErrorBody};
 use crate::model::StateJson;
 use crate::params::StateQuery;
+use crate::store::Keep;
 
 /// Query parameters of the state (documentation; parsing is in `params`).
 #[derive(utoipa::IntoParams)]
@@ -35,7 +36,7 @@ pub(crate) struct StateParams {
     params(StateParams),
     responses(
         (status = 200, description = "The entity as its records up to `at` make it; at most the last 1,000 records are folded", body = StateJson),
-        (status = 400, description = "targetId or at is invalid", body = ErrorBody),
+        (status = 400, description = "targetId, at or targetType is invalid", body = ErrorBody),
         (status = 401, description = "No, or an invalid, bearer token", body = ErrorBody),
         (status = 403, description = "The caller is not in an allowed group, or its groups give access to no records", body = ErrorBody),
         (status = 404, description = "The target has no record the caller may read at or before `at`", body = ErrorBody),
@@ -67,8 +68,13 @@ async fn state_at(
         return Err(not_found(&q));
     };
     let keep = |a: &Activity| {
-        let this_entity = a.target_type == own && !of_another_entity(a, &state.mapping);
-        this_entity.then(|| visible.allows(&a.target_type))
+        if a.target_type != own || of_another_entity(a, &state.mapping) {
+            Keep::Other
+        } else if visible.allows(&a.target_type) {
+            Keep::Fold
+        } else {
+            Keep::Withheld
+        }
     };
     let history = state
         .store
@@ -116,13 +122,68 @@ async fn own_type(state: &AppState, q: &StateQuery) -> Result<Option<String>, Ap
 /// Records read to find the target's own type.
 const OLDEST_READ: usize = 10;
 
-/// A record a target holds about another entity: the second record of a finance
-/// event, on the tenancy the transaction belongs to, holds the transaction, not
-/// the tenancy, so it is not part of the tenancy's state.
+/// A record a target holds about another entity, so not part of its state: the
+/// second record of a finance event, on the tenancy the transaction belongs to,
+/// holds the transaction; an event "against" the target (the platform's name for
+/// one entity's event recorded on another, e.g. `ProcessStartedAgainstTenureEvent`)
+/// holds the process.
 fn of_another_entity(a: &Activity, mapping: &Mapping) -> bool {
     let Some(event_type) = a.provenance.as_ref().map(|p| p.event_type.as_str()) else {
         return false;
     };
+    if event_type.contains("Against") {
+        return true;
+    }
     matches!(mapping.rule(event_type), Ok(Rule::Record(r))
         if r.target_type != a.target_type && r.also_on_entity_target.as_deref() == Some(a.target_type.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(event_type: &str, target_type: &str) -> Activity {
+        let body = domain::sample::event(
+            event_type,
+            uuid::Uuid::new_v4(),
+            serde_json::json!({}),
+            serde_json::json!({"a": 1}),
+        );
+        let mut body = body;
+        body["entityTargetId"] = serde_json::json!(uuid::Uuid::new_v4());
+        let domain::Outcome::Record(records) =
+            domain::transform(body.to_string().as_bytes(), &Mapping::default()).unwrap()
+        else {
+            panic!("records")
+        };
+        records
+            .into_iter()
+            .find(|r| r.target_type == target_type)
+            .unwrap()
+    }
+
+    #[test]
+    fn finance_and_against_records_are_another_entitys_and_the_rest_the_targets_own() {
+        let m = Mapping::default();
+        assert!(of_another_entity(
+            &recorded("TransactionCreatedEvent", "tenure"),
+            &m
+        ));
+        assert!(!of_another_entity(
+            &recorded("TransactionCreatedEvent", "transaction"),
+            &m
+        ));
+        assert!(of_another_entity(
+            &recorded("ProcessStartedAgainstTenureEvent", "tenure"),
+            &m
+        ));
+        assert!(!of_another_entity(
+            &recorded("TenureUpdatedEvent", "tenure"),
+            &m
+        ));
+        assert!(!of_another_entity(
+            &recorded("PersonCreatedEvent", "person"),
+            &m
+        ));
+    }
 }

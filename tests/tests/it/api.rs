@@ -271,6 +271,13 @@ async fn old_writer_items_are_served_as_the_old_service_served_them() {
         json!({"fullName": "Old Writer", "email": "old.writer@example.gov.uk"})
     );
     assert_eq!(a["sourceDomain"], "Tenure");
+    for provenance in ["eventType", "sourceSystem", "correlationId"] {
+        assert_eq!(
+            a[provenance],
+            Value::Null,
+            "the old service kept no {provenance}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -139,7 +139,7 @@ impl Reader {
 }
 
 fn person() -> Value {
-    json!({ "firstName": "Susan", "surname": "Fox", "phones": ["0207 111"],
+    json!({ "firstName": "Susan", "surname": "Fox", "phone": "0207 111", "phones": ["0207 111"],
             "address": { "line1": "1 High St", "postcode": "E8 1AA" } })
 }
 
@@ -294,6 +294,16 @@ async fn items_of_the_old_service_fold_and_filter_too() {
         ))
         .await;
     assert_eq!(by_author.len(), 2);
+    let (by_domain, _) = r.walk(&format!("targetId={target}&domain=PERSON")).await;
+    assert_eq!(by_domain.len(), 2);
+    let (status, none) = r
+        .get(&format!("{LIST}?targetId={target}&field=nothingLikeThis"))
+        .await;
+    assert_eq!(
+        (status, none["results"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{none}"
+    );
 }
 
 #[tokio::test]
@@ -347,10 +357,29 @@ async fn two_targets_merge_into_one_history_with_every_record_once_in_order() {
     );
     let on_b = merged.iter().filter(|m| m["targetId"] == json!(b)).count();
     assert_eq!(on_b, 4, "each with its targetId");
-    let (oldest_first, _) = r
+    let (mut oldest_first, _) = r
         .walk(&format!("targetId={a}&targetId={b}&pageSize=4&order=asc"))
         .await;
-    assert_eq!(oldest_first.first(), merged.last());
+    oldest_first.reverse();
+    assert_eq!(
+        oldest_first, merged,
+        "oldest first is the same history reversed"
+    );
+
+    // A token continues the same set whichever order the query names it in.
+    let (_, first_page) = r
+        .get(&format!("{LIST}?targetId={a}&targetId={b}&pageSize=4"))
+        .await;
+    let next = first_page["paginationDetails"]["nextToken"]
+        .as_str()
+        .unwrap();
+    let (status, second) = r
+        .get(&format!(
+            "{LIST}?targetId={b}&targetId={a}&pageSize=4&paginationToken={next}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["results"].as_array().unwrap()[..], merged[4..8]);
 
     let (_, first) = r
         .get(&format!("{LIST}?targetId={a}&targetId={b}&pageSize=4"))
@@ -381,7 +410,7 @@ async fn filters_by_field_author_domain_and_target_type_return_exactly_the_match
     let s = provisioned(false).await;
     let (p, tenure, transaction) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let mut new_phone = person();
-    new_phone["phones"] = json!(["0207 999"]);
+    new_phone["phone"] = json!("0207 999");
     let mut phone = at(
         "PersonUpdatedEvent",
         p,
@@ -438,11 +467,20 @@ async fn filters_by_field_author_domain_and_target_type_return_exactly_the_match
     let r = Reader::new(&s).await;
     let (history, _) = r.walk(&format!("targetId={p}&order=asc")).await;
     let id = |i: usize| history[i]["id"].as_str().unwrap().to_owned();
+    // Each record says where it came from.
+    assert_eq!(history[1]["eventType"], "PersonUpdatedEvent");
+    assert_eq!(history[1]["sourceSystem"], "TestAPI");
+    assert_eq!(history[1]["correlationId"], phone["correlationId"]);
     let set = |ids: &[String]| ids.iter().cloned().collect::<HashSet<_>>();
 
     assert_eq!(
-        r.ids(&format!("targetId={p}&field=phones")).await,
+        r.ids(&format!("targetId={p}&field=phone")).await,
         set(&[id(0), id(1)])
+    );
+    assert_eq!(
+        r.ids(&format!("targetId={p}&field=phones")).await,
+        set(&[id(0)]),
+        "a longer name is another field"
     );
     assert_eq!(
         r.ids(&format!("targetId={p}&field=/address/postcode"))
@@ -460,7 +498,7 @@ async fn filters_by_field_author_domain_and_target_type_return_exactly_the_match
     );
     assert_eq!(
         r.ids(&format!(
-            "targetId={p}&author=paul.fox@example.gov.uk&field=phones"
+            "targetId={p}&author=paul.fox@example.gov.uk&field=phone"
         ))
         .await,
         set(&[id(0)])
