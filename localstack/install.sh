@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs DynamoDB Local, moto server, the OpenAPI validator, cfn-lint and
-# schemathesis into ~/.cache/activity-history/ on first use. Idempotent: a second
+# Installs DynamoDB Local, moto server, the OpenAPI validator, cfn-lint,
+# schemathesis, playwright (for the viewer's browser tests; it drives the local
+# Chromium) and axe-core into ~/.cache/activity-history/ on first use. Idempotent: a second
 # run finds them and does nothing. The test harness runs it on first use, so
 # `cargo test --workspace` needs nothing installed by hand.
 set -euo pipefail
@@ -46,27 +47,39 @@ if [ ! -f "$DDB_DIR/DynamoDBLocal.jar" ]; then
   mv "$DDB_DIR.partial" "$DDB_DIR"
 fi
 
-if [ ! -f "$MOTO_VENV/.installed" ]; then
-  need_venv "run moto server"
-  echo "installing moto[server]==$MOTO_VERSION into $MOTO_VENV" >&2
-  # A venv records its own path in its scripts, so it is built in place; the
-  # .installed marker says it finished.
-  rm -rf "$MOTO_VENV"
-  python3 -m venv "$MOTO_VENV"
-  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check \
-    --cache-dir "$AH_CACHE/pip" "moto[server]==$MOTO_VERSION"
-  touch "$MOTO_VENV/.installed"
-fi
+# Builds a virtualenv in `dir` with `packages`, unless one finished before. A venv
+# records its own path in its scripts, so it is built in place; the .installed
+# marker says it finished.
+venv_with() { # dir what packages...
+  local dir="$1" what="$2"
+  shift 2
+  [ -f "$dir/.installed" ] && return 0
+  need_venv "$what"
+  echo "installing $* into $dir" >&2
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check --cache-dir "$AH_CACHE/pip" "$@"
+  touch "$dir/.installed"
+}
 
-if [ ! -f "$TOOLS_VENV/.installed" ]; then
-  need_venv "install the OpenAPI validator, cfn-lint and schemathesis"
-  echo "installing openapi-spec-validator, cfn-lint and schemathesis into $TOOLS_VENV" >&2
-  rm -rf "$TOOLS_VENV"
-  python3 -m venv "$TOOLS_VENV"
-  "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check \
-    --cache-dir "$AH_CACHE/pip" "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION" "cfn-lint==$CFN_LINT_VERSION" \
-    "schemathesis==$SCHEMATHESIS_VERSION"
-  touch "$TOOLS_VENV/.installed"
+venv_with "$MOTO_VENV" "run moto server" "moto[server]==$MOTO_VERSION"
+venv_with "$TOOLS_VENV" "install the OpenAPI validator, cfn-lint and schemathesis" \
+  "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION" "cfn-lint==$CFN_LINT_VERSION" \
+  "schemathesis==$SCHEMATHESIS_VERSION"
+# playwright drives the local Chromium: no browser is downloaded.
+venv_with "$BROWSER_VENV" "install playwright for the viewer's browser test" \
+  "playwright==$PLAYWRIGHT_VERSION"
+
+if [ ! -f "$AXE_JS" ]; then
+  need npm "download axe-core (the viewer's accessibility check)" "apt-get install -y npm"
+  echo "installing axe-core@$AXE_VERSION into $(dirname "$AXE_JS")" >&2
+  tmp_axe="$(mktemp -d)"
+  (cd "$tmp_axe" && npm pack --silent --cache "$AH_CACHE/npm" "axe-core@$AXE_VERSION" >/dev/null)
+  tar -xzf "$tmp_axe"/axe-core-*.tgz -C "$tmp_axe"
+  mkdir -p "$(dirname "$AXE_JS")"
+  cp "$tmp_axe/package/axe.min.js" "$AXE_JS.partial"
+  mv "$AXE_JS.partial" "$AXE_JS"
+  rm -rf "$tmp_axe"
 fi
 
 echo "DynamoDB Local: $DDB_DIR"

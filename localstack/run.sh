@@ -163,6 +163,7 @@ cat >&2 <<EOF
 API on http://$ACTIVITY_API_ADDR (logs: $AH_RUN/api.log)
   demo tenure's history:
           http://$ACTIVITY_API_ADDR/api/v1/activityhistory?targetId=$demo_tenure
+  viewer: http://$ACTIVITY_API_ADDR/history/?targetId=$demo_tenure#token=$token
   docs:   http://$ACTIVITY_API_ADDR/docs/
   token:  $token
   try:    curl -H "Authorization: Bearer $token" "http://$ACTIVITY_API_ADDR/api/v1/activityhistory?targetId=$demo_tenure"

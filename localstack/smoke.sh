@@ -144,6 +144,12 @@ for _ in $(seq 1 30); do
 done
 [ "$status" = 200 ] || fail "the posted activity was not readable at $lookup within 30 s (last status $status)"
 echo "posted activity recorded: $lookup"
+
+# The viewer link run.sh printed opens the viewer page (its data needs the token).
+viewer="$(awk '$1 == "viewer:" {print $2}' "$log")"
+[[ "$viewer" == "$api/history/?targetId="*"#token=$token" ]] || fail "run.sh did not print the viewer link: $viewer"
+curl -sf --max-time 5 "${viewer%%#*}" | grep -q 'activity-token-cookie' || fail "the viewer page was not served at ${viewer%%#*}"
+echo "viewer served: ${viewer%%#*}"
 schemathesis_status=0
 # In the background and waited for, so Ctrl-C or SIGTERM is handled at once.
 (cd "$work" && exec "$TOOLS_VENV/bin/schemathesis" run "$api/api/v1/openapi.json" \

@@ -118,6 +118,11 @@ pub struct Config {
     #[arg(long, env = "ACTIVITY_MAPPING_FILE")]
     pub mapping_file: Option<std::path::PathBuf>,
 
+    /// Name of the cookie the platform keeps the signed-in user's JWT in; the
+    /// history viewer (/history/) signs in with it when it is readable by script.
+    #[arg(long, env = "ACTIVITY_TOKEN_COOKIE", value_parser = cookie_name)]
+    pub token_cookie: Option<String>,
+
     /// What to run; the server when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -168,9 +173,22 @@ impl Config {
     pub fn http(&self) -> crate::HttpSettings {
         crate::HttpSettings {
             cors_origins: trimmed(&self.cors_origins),
+            token_cookie: self.token_cookie.clone(),
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
             header_read_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
         }
+    }
+}
+
+/// `ACTIVITY_TOKEN_COOKIE`: a cookie name (RFC 6265 token), or a clear refusal.
+fn cookie_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if crate::http::viewer::is_cookie_name(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "`{name}` is not a cookie name (letters, digits and !#$%&'*+-.^_`|~ only)"
+        ))
     }
 }
 

@@ -184,6 +184,7 @@ async fn state(auth: AuthConfig) -> api::AppState {
 fn settings(header_read_timeout: Duration) -> api::HttpSettings {
     api::HttpSettings {
         cors_origins: vec![],
+        token_cookie: None,
         request_timeout: Duration::from_secs(10),
         header_read_timeout,
     }
@@ -1100,4 +1101,36 @@ async fn a_valid_post_the_api_cannot_check_or_queue_is_a_503_that_says_to_try_ag
         "try again shortly",
         "unreachable table and queue",
     );
+}
+
+#[tokio::test]
+async fn the_viewer_page_and_assets_need_no_token_and_carry_a_strict_policy() {
+    let api = Api::new(hs256_auth()).await;
+    for (path, content_type) in [
+        ("/history/", "text/html; charset=utf-8"),
+        (
+            "/history/activity/6f22e9ae-3e8a-4e0e-af46-db02eb87f8e7",
+            "text/html; charset=utf-8",
+        ),
+        (
+            "/history/assets/viewer.js",
+            "text/javascript; charset=utf-8",
+        ),
+        ("/history/assets/viewer.css", "text/css; charset=utf-8"),
+    ] {
+        let reply = api.get_as(path, None).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(reply.header("content-type"), Some(content_type), "{path}");
+        let policy = reply.header("content-security-policy").unwrap_or_default();
+        assert!(
+            policy.contains("script-src 'self'") && !policy.contains("unsafe"),
+            "{path}: {policy}"
+        );
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{path}");
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
 }

@@ -30,7 +30,7 @@ pub mod proxy;
 pub mod table;
 pub mod tools;
 
-pub use tools::{browser, openapi_validator};
+pub use tools::{browser, browser_tools, openapi_validator};
 
 /// Where the emulators listen.
 #[derive(Debug, Clone)]

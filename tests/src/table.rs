@@ -76,6 +76,7 @@ async fn api_state(
 fn settings() -> api::HttpSettings {
     api::HttpSettings {
         cors_origins: vec!["https://frontend.example".into()],
+        token_cookie: Some("platformToken".into()),
         request_timeout: Duration::from_secs(10),
         header_read_timeout: Duration::from_secs(10),
     }

@@ -29,6 +29,10 @@ pub struct Installed {
     pub moto_server: PathBuf,
     /// The folder of the Python tools' virtualenv (`bin/openapi-spec-validator`, ...).
     pub tools: PathBuf,
+    /// The Python of the virtualenv that has playwright.
+    pub browser_python: PathBuf,
+    /// axe-core's `axe.min.js`.
+    pub axe: PathBuf,
 }
 
 /// Runs `localstack/install.sh` once per test process and says where things are.
@@ -60,7 +64,15 @@ fn install() -> Result<Installed> {
         dynamodb_local: env_sh("DDB_DIR")?,
         moto_server: env_sh("MOTO_VENV")?.join("bin/moto_server"),
         tools: env_sh("TOOLS_VENV")?,
+        browser_python: env_sh("BROWSER_VENV")?.join("bin/python"),
+        axe: env_sh("AXE_JS")?,
     })
+}
+
+/// The Python that has playwright, and axe-core's script, for the viewer's tests.
+pub fn browser_tools() -> Result<(PathBuf, PathBuf)> {
+    let i = installed()?;
+    Ok((i.browser_python.clone(), i.axe.clone()))
 }
 
 /// A variable of `localstack/env.sh`, evaluated by bash as the scripts see it.

@@ -22,6 +22,7 @@ pub(crate) mod health;
 pub(crate) mod merged;
 mod path;
 pub(crate) mod state;
+pub mod viewer;
 
 pub use path::normalize_path;
 
@@ -64,6 +65,10 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// Longest a request may take before a 503.
     pub request_timeout: Duration,
+    /// The cookie the platform keeps the signed-in user's JWT in, which the viewer
+    /// may read; `None`: the viewer takes the token from its address or its
+    /// sign-in box only.
+    pub token_cookie: Option<String>,
     /// Longest a client may take to send a request's headers, and longest an
     /// idle keep-alive connection stays open (`serve` only; Lambda has no
     /// connections of its own): a slow or silent client cannot hold connections.
@@ -153,6 +158,7 @@ pub(crate) fn router(state: AppState, settings: &HttpSettings) -> Router {
     Router::new()
         .merge(protected)
         .merge(health::router())
+        .merge(viewer::router(settings.token_cookie.as_deref()))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", ApiDoc::openapi()))
         .fallback(|| async {

@@ -167,6 +167,7 @@ async fn lambda_entry_answers_an_api_gateway_v2_request() {
 
     let settings = api::HttpSettings {
         cors_origins: vec![],
+        token_cookie: None,
         request_timeout: std::time::Duration::from_secs(10),
         header_read_timeout: std::time::Duration::from_secs(10),
     };

@@ -18,3 +18,4 @@ mod operations;
 mod posting;
 mod reading;
 mod soak;
+mod viewer;
