@@ -93,6 +93,11 @@ def filters_in_the_address_apply(page):
     classes = cards(page).evaluate_all("cs => cs.map(c => c.className)")
     check(len(classes) == 2, f"type=create keeps the two creates: {classes}")
     check(all("activity--create" in c for c in classes), "only creates")
+    open_history(page, f"targetId={TENURE}&type=update&from=2024-02-10&to=2024-02-12&order=asc")
+    wait_until(page, lambda: cards(page).count() == 3, "from, to and order from the address")
+    times = page.locator("#results .activity__time").evaluate_all("ts => ts.map(t => t.getAttribute('datetime'))")
+    check(times == sorted(times) and times[0].startswith("2024-02-10"), f"oldest first, 10 to 12 February: {times}")
+    check(page.locator("#from").input_value() == "2024-02-10", "the form shows the address's filters")
 
 
 def the_permalink_shows_one_activity(page):
@@ -116,10 +121,14 @@ def markup_in_data_is_shown_as_text(page):
 
 def without_a_token_no_data_is_shown(page):
     page.evaluate("sessionStorage.clear()")
+    before = len(requests)
     open_history(page, f"targetId={TENURE}", token=False)
     page.locator("#signin").wait_for()
+    page.wait_for_load_state("networkidle")
     check(page.locator("#signin").is_visible(), "the sign-in box is shown")
     check(cards(page).count() == 0, "no activity is shown")
+    asked = [u for u in requests[before:] if "/api/" in u]
+    check(not asked, f"no data was asked for: {asked}")
 
 
 def a_refused_token_asks_to_sign_in_again(page):
@@ -148,11 +157,19 @@ def the_platform_cookie_signs_in(browser):
 
 
 def no_accessibility_violations(browser):
-    # axe is a script of its own, which the page's policy rightly refuses: this
-    # context alone sets the policy aside to inject it.
-    context = browser.new_context(bypass_csp=True)
-    page = context.new_page()
-    for path in [f"/history/?targetId={TENURE}#token={TOKEN}", "/history/"]:
+    # axe is a script of its own, which the page's policy rightly refuses: these
+    # contexts alone set the policy aside to inject it. A fresh one per page, so
+    # the page without a token really has none.
+    pages = {
+        "the history": f"/history/?targetId={TENURE}#token={TOKEN}",
+        "a permalink": f"/history/activity/{ACTIVITY}#token={TOKEN}",
+        "the sign-in page": f"/history/?targetId={TENURE}",
+        "an error": f"/history/?targetId=0a0b0c0d-1111-2222-3333-444455556666#token={TOKEN}",
+    }
+    for what, path in pages.items():
+        context = browser.new_context(bypass_csp=True)
+        page = context.new_page()
+        watch(page)
         page.goto(BASE + path)
         page.wait_for_load_state("networkidle")
         page.add_script_tag(path=os.environ["AXE"])
@@ -160,8 +177,8 @@ def no_accessibility_violations(browser):
             "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}})"
         )
         found = [(v["id"], v["help"], len(v["nodes"])) for v in result["violations"]]
-        check(not found, f"no WCAG A/AA violation on {path}: {found}")
-    context.close()
+        check(not found, f"no WCAG A/AA violation on {what}: {found}")
+        context.close()
 
 
 def main():

@@ -308,6 +308,8 @@
     if (status === 401) {
       store.clear();
       state.token = null;
+      ['results', 'activity', 'raw-json'].forEach((id) => $(id).replaceChildren());
+      showMode(Boolean(permalinkId()));
       showSignIn(true);
     }
     const known = status in MESSAGES;
@@ -424,7 +426,7 @@
     ['csv', 'ndjson'].forEach((format) => {
       const q = new URLSearchParams(query);
       q.set('format', format);
-      $(`export-${format}`).href = `${API}/export?${q}`;
+      $(`export-${format}`).dataset.href = `${API}/export?${q}`;
     });
   }
 
@@ -484,7 +486,7 @@
     event.preventDefault();
     const format = event.currentTarget.dataset.format;
     const parts = [];
-    let url = event.currentTarget.href;
+    let url = event.currentTarget.dataset.href;
     setStatus('info', [`Preparing the ${format.toUpperCase()} file…`]);
     try {
       for (let i = 0; url && i < 200; i += 1) {
@@ -492,6 +494,10 @@
         const text = await res.text();
         parts.push(i > 0 && format === 'csv' ? text.replace(/^[^\n]*\n/, '') : text);
         url = nextLink(res.headers.get('Link'));
+      }
+      if (url) {
+        setStatus('error', ['The export is too long to download at once; narrow it with the filters (for example from and to).'], true);
+        return;
       }
       saveBlob(parts, format);
       setStatus('info', [`The ${format.toUpperCase()} file has been downloaded.`]);
@@ -532,8 +538,11 @@
       $('single').hidden = false;
       setStatus('quiet', ['The change has loaded.']);
     } catch (err) {
-      if (err.name === 'AbortError') return;
       $('single').hidden = true;
+      if (err instanceof HttpError && err.status === 404) {
+        setStatus('error', ['There is no activity with this id, or you may not see it.'], true);
+        return;
+      }
       showError(err);
     }
   }
@@ -572,8 +581,8 @@
     event.preventDefault();
     const input = $('token');
     const token = input.value.trim().replace(/^Bearer\s+/i, '');
-    if (!token) {
-      setStatus('error', ['Paste your access token to sign in.'], true);
+    if (!token || /\s/.test(token)) {
+      setStatus('error', [token ? 'An access token has no spaces or line breaks; paste it again.' : 'Paste your access token to sign in.'], true);
       input.focus();
       return;
     }
@@ -581,6 +590,7 @@
     state.token = token;
     store.set(token);
     route();
+    $('page-heading').focus();
   }
 
   function onSignOut() {

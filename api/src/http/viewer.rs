@@ -4,8 +4,6 @@
 //! text by the script; the Content-Security-Policy allows scripts and styles from
 //! this origin only, no inline script, and requests to this origin only.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -26,10 +24,10 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// The viewer's routes (no authentication: the page holds no data). The page
 /// names the token cookie (`ACTIVITY_TOKEN_COOKIE`) when one is set.
 pub(crate) fn router(token_cookie: Option<&str>) -> Router<AppState> {
-    let html: Arc<str> = page_html(token_cookie).into();
+    let html = axum::body::Bytes::from(page_html(token_cookie));
     let page = move || {
         let html = html.clone();
-        async move { with_headers(html.to_string(), "text/html; charset=utf-8") }
+        async move { with_headers(html, "text/html; charset=utf-8") }
     };
     Router::new()
         .route("/history", get(page.clone()))
@@ -53,15 +51,16 @@ fn page_html(token_cookie: Option<&str>) -> String {
 }
 
 async fn script() -> Response {
-    with_headers(SCRIPT.to_owned(), "text/javascript; charset=utf-8")
+    with_headers(SCRIPT, "text/javascript; charset=utf-8")
 }
 
 async fn style() -> Response {
-    with_headers(STYLE.to_owned(), "text/css; charset=utf-8")
+    with_headers(STYLE, "text/css; charset=utf-8")
 }
 
-fn with_headers(body: String, content_type: &'static str) -> Response {
-    let mut response = body.into_response();
+/// An answer of the viewer: its body (shared, never copied) and its headers.
+fn with_headers(body: impl Into<axum::body::Body>, content_type: &'static str) -> Response {
+    let mut response = body.into().into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(
