@@ -48,7 +48,7 @@ impl Ingest {
         groups.iter().any(|g| self.writer_groups.contains(g))
     }
 
-    /// Queues `items` with their `messages`, in order, in batches SQS takes: FIFO
+    /// Queues `items` with their `messages` and digests, in order, in batches SQS takes: FIFO
     /// group = target id, so each target's activities are recorded in order;
     /// deduplication id = the activity's digest, so the queue itself drops an
     /// exact repeat within five minutes, and nothing else. Stops after the first
@@ -57,12 +57,13 @@ impl Ingest {
         &self,
         items: &[PostedActivity],
         messages: &[String],
+        digests: &[String],
     ) -> Result<(), SendFailed> {
         let mut accepted = Vec::with_capacity(items.len());
         for (first, end) in batches(messages) {
             let chunk = &items[first..end];
             let refused = self
-                .send_batch(chunk, &messages[first..end], first)
+                .send_batch(chunk, &messages[first..end], &digests[first..end], first)
                 .await
                 .map_err(|error| SendFailed {
                     accepted: accepted.clone(),
@@ -84,18 +85,17 @@ impl Ingest {
         &self,
         chunk: &[PostedActivity],
         messages: &[String],
+        digests: &[String],
         first: usize,
     ) -> Result<Vec<usize>, String> {
-        let entries = chunk
-            .iter()
-            .zip(messages)
+        let entries = (chunk.iter().zip(messages).zip(digests))
             .enumerate()
-            .map(|(i, (p, body))| {
+            .map(|(i, ((p, body), digest))| {
                 SendMessageBatchRequestEntry::builder()
                     .id((first + i).to_string())
                     .message_body(body)
                     .message_group_id(p.target_id.to_string())
-                    .message_deduplication_id(p.digest())
+                    .message_deduplication_id(digest)
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()

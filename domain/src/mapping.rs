@@ -272,6 +272,18 @@ impl Mapping {
         types
     }
 
+    /// Whether some event type records `target_type`: the check each posted
+    /// activity gets, without building [`Mapping::target_types`].
+    pub fn records_target_type(&self, target_type: &str) -> bool {
+        self.rules.values().any(|rule| match rule {
+            Rule::Record(r) => {
+                r.target_type == target_type
+                    || r.also_on_entity_target.as_deref() == Some(target_type)
+            }
+            Rule::Ignore => false,
+        })
+    }
+
     /// Every mapped event type, sorted, for documentation and tests.
     pub fn event_types(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.rules.keys().map(String::as_str).collect();
@@ -364,6 +376,19 @@ mod tests {
             Some(("update", "patchesAndAreas")),
         ),
     ];
+
+    #[test]
+    fn a_target_type_is_recorded_when_some_event_type_records_it() {
+        let m = Mapping::default();
+        for t in m.target_types() {
+            assert!(m.records_target_type(t), "{t}");
+        }
+        assert!(
+            m.records_target_type("tenure"),
+            "also the second record of a finance event"
+        );
+        assert!(!m.records_target_type("tenancy"));
+    }
 
     #[test]
     fn default_table_is_the_contract_table_exactly() {

@@ -99,7 +99,7 @@ impl IngestKey {
         (bytes.len() >= MIN_KEY_BYTES).then_some(Self(bytes))
     }
 
-    fn mac(&self, posted: &PostedActivity, posting: &Posting) -> HmacSha256 {
+    fn mac(&self, digest: &str, posting: &Posting) -> HmacSha256 {
         use hmac::Mac;
         // Any key length is valid for HMAC.
         let mut m = <HmacSha256 as Mac>::new_from_slice(&self.0)
@@ -110,24 +110,26 @@ impl IngestKey {
             .unwrap_or_default();
         let signed = serde_json::to_string(&(POSTED_EVENT_TYPE, correlation, &posting.posted_by));
         m.update(signed.unwrap_or_default().as_bytes());
-        m.update(posted.digest().as_bytes());
+        m.update(digest.as_bytes());
         m
     }
 
     /// The signature of a posted activity's message, hex.
-    pub fn sign(&self, posted: &PostedActivity, posting: &Posting) -> String {
+    /// The signature of the message of the activity whose [`PostedActivity::digest`]
+    /// is `digest`, hex.
+    pub fn sign(&self, digest: &str, posting: &Posting) -> String {
         use hmac::Mac;
-        let tag = self.mac(posted, posting).finalize().into_bytes();
+        let tag = self.mac(digest, posting).finalize().into_bytes();
         tag.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Whether `signature` is this key's, compared in constant time.
-    fn verify(&self, posted: &PostedActivity, posting: &Posting, signature: &str) -> bool {
+    fn verify(&self, digest: &str, posting: &Posting, signature: &str) -> bool {
         use hmac::Mac;
         let Some(bytes) = hex_bytes(signature) else {
             return false;
         };
-        self.mac(posted, posting).verify_slice(&bytes).is_ok()
+        self.mac(digest, posting).verify_slice(&bytes).is_ok()
     }
 }
 
@@ -187,7 +189,7 @@ impl Inbound {
         let signature = opt_str(&envelope, "signature")?.unwrap_or_default();
         // Queued by the API moments ago: "now" only bounds how far ahead it may be.
         let posted = PostedActivity::from_value(activity, None, Timestamp::now())?;
-        if !key.is_some_and(|k| k.verify(&posted, &posting, signature)) {
+        if !key.is_some_and(|k| k.verify(&posted.digest(), &posting, signature)) {
             return Err(invalid(
                 "signature",
                 "the signature of this service's API (ACTIVITY_INGEST_KEY): only the API may queue posted activities",
@@ -299,7 +301,7 @@ fn created_at(obj: &Map<String, Value>, now: Timestamp) -> Result<Timestamp, Eve
 
 fn target_type(obj: &Map<String, Value>, mapping: &Mapping) -> Result<String, EventError> {
     let t = req_str(obj, "targetType")?;
-    if mapping.target_types().contains(t) {
+    if mapping.records_target_type(t) {
         return Ok(t.to_owned());
     }
     Err(unknown_target_type(mapping))
@@ -418,19 +420,20 @@ impl PostedActivity {
     }
 
     /// The queue message that asks the listener to record this activity, signed
-    /// with `key`.
+    /// with `key`; `digest` is [`PostedActivity::digest`], which the caller also
+    /// needs (deduplication, the append-only check), so it is worked out once.
     ///
     /// SQS refuses bodies holding U+FFFE or U+FFFF (JSON allows them, and the
     /// serialiser already escapes control characters): they are written as
     /// `\ufffe` and `\uffff`, which read back as the same text.
-    pub fn to_message(&self, posting: &Posting, key: &IngestKey) -> String {
+    pub fn to_message(&self, digest: &str, posting: &Posting, key: &IngestKey) -> String {
         let text = json!({
             "id": self.id,
             "eventType": POSTED_EVENT_TYPE,
             "correlationId": posting.correlation_id,
             "postedBy": posting.posted_by,
             "activity": self.to_value(),
-            "signature": key.sign(self, posting),
+            "signature": key.sign(digest, posting),
         })
         .to_string();
         if !text.contains(['\u{fffe}', '\u{ffff}']) {
@@ -454,7 +457,7 @@ impl PostedActivity {
     /// The record the listener writes: the same reduction, masks and retention
     /// as an event's, with the id it was posted with.
     pub fn into_record(self, mapping: &Mapping, posting: Posting) -> Result<Activity, EventError> {
-        if !mapping.target_types().contains(self.target_type.as_str()) {
+        if !mapping.records_target_type(&self.target_type) {
             // The listener's mapping may differ from the API's.
             return Err(unknown_target_type(mapping));
         }
@@ -688,7 +691,7 @@ mod tests {
             correlation_id: Some(correlation),
             posted_by: "writer".into(),
         };
-        let message = p.to_message(&posting, &key());
+        let message = p.to_message(&p.digest(), &posting, &key());
         assert_eq!(
             Inbound::parse(message.as_bytes(), Some(&key())).unwrap(),
             Inbound::Posted(p, posting)
@@ -711,7 +714,7 @@ mod tests {
         let mut v = posted();
         v["newData"]["firstName"] = json!("Sue\u{ffff}\u{fffe}\u{1}");
         let p = parse(v).unwrap();
-        let message = p.to_message(&Posting::default(), &key());
+        let message = p.to_message(&p.digest(), &Posting::default(), &key());
         assert!(
             !message.contains(['\u{fffe}', '\u{ffff}', '\u{1}']),
             "{message}"
@@ -725,7 +728,7 @@ mod tests {
     #[test]
     fn only_a_message_signed_with_the_key_is_read_as_posted() {
         let p = parse(posted()).unwrap();
-        let message = p.to_message(&Posting::default(), &key());
+        let message = p.to_message(&p.digest(), &Posting::default(), &key());
         let other = IngestKey::new([7u8; 32]).unwrap();
         for refused in [None, Some(&other)] {
             let e = Inbound::parse(message.as_bytes(), refused).unwrap_err();

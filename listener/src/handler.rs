@@ -434,8 +434,8 @@ mod tests {
             "authorDetails": {"fullName": "Ann Officer", "email": ""}
         });
         let p = domain::PostedActivity::from_value(activity, None, domain::Timestamp::now());
-        p.unwrap()
-            .to_message(&domain::posted::Posting::default(), key)
+        let p = p.unwrap();
+        p.to_message(&p.digest(), &domain::posted::Posting::default(), key)
     }
 
     #[test]

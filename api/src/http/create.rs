@@ -119,9 +119,12 @@ async fn post(
         posted_by: caller.sub.clone(),
     };
     log.post_id = posting.correlation_id;
-    let messages = messages(&items, &posting, &ingest.key)?;
-    check_ids(&state.store, &items).await?;
-    if let Err(failed) = ingest.send(&items, &messages).await {
+    // Each item's digest, worked out once: it signs the message, deduplicates
+    // it on the queue and tells a repeat from a conflict.
+    let digests: Vec<String> = items.iter().map(PostedActivity::digest).collect();
+    let messages = messages(&items, &digests, &posting, &ingest.key)?;
+    check_ids(&state.store, &items, &digests).await?;
+    if let Err(failed) = ingest.send(&items, &messages, &digests).await {
         log.targets = failed
             .accepted
             .iter()
@@ -164,10 +167,13 @@ fn writer<'a>(state: &'a AppState, caller: &Caller) -> Result<&'a Ingest, ApiErr
 /// Each item's signed queue message, none over what one activity may hold.
 fn messages(
     items: &[PostedActivity],
+    digests: &[String],
     posting: &Posting,
     key: &domain::posted::IngestKey,
 ) -> Result<Vec<String>, ApiError> {
-    let messages: Vec<String> = items.iter().map(|p| p.to_message(posting, key)).collect();
+    let messages: Vec<String> = (items.iter().zip(digests))
+        .map(|(p, digest)| p.to_message(digest, posting, key))
+        .collect();
     if let Some(i) = messages.iter().position(|m| m.len() > MAX_MESSAGE_BYTES) {
         return Err(ApiError::PayloadTooLarge(format!(
             "item {i} is over {MAX_MESSAGE_BYTES} bytes, the most one activity may hold (as for an event)"
@@ -179,13 +185,17 @@ fn messages(
 /// An id already recorded stays that activity's: a repeat of it (same target,
 /// same content) is fine and records nothing new; anything else is a 409 now,
 /// rather than a conflict the listener would dead-letter later.
-async fn check_ids(store: &crate::store::Store, items: &[PostedActivity]) -> Result<(), ApiError> {
-    for (i, p) in items.iter().enumerate() {
+async fn check_ids(
+    store: &crate::store::Store,
+    items: &[PostedActivity],
+    digests: &[String],
+) -> Result<(), ApiError> {
+    for (i, (p, posted)) in items.iter().zip(digests).enumerate() {
         let Some(recorded) = store.by_id(p.id, &crate::access::Visible::All).await? else {
             continue;
         };
         let digest = recorded.provenance.and_then(|pr| pr.event_digest);
-        if recorded.target_id != p.target_id || digest.as_deref() != Some(p.digest().as_str()) {
+        if recorded.target_id != p.target_id || digest.as_ref() != Some(posted) {
             return Err(ApiError::Conflict(format!(
                 "item {i}: id {} is already a recorded activity with other content; history is append-only, so post a new id",
                 p.id

@@ -185,6 +185,7 @@ async fn a_posted_message_delivered_twice_past_the_queues_deduplication_is_recor
     let posted =
         domain::PostedActivity::from_value(activity, None, domain::Timestamp::now()).unwrap();
     let body = posted.to_message(
+        &posted.digest(),
         &domain::posted::Posting::default(),
         &integration_tests::ingest_key(),
     );
