@@ -47,7 +47,7 @@ pub async fn main() -> Result<()> {
     let token_key = domain::token::TokenKey::new(config.token_key.expose().to_vec())
         .context("ACTIVITY_TOKEN_KEY must be at least 16 bytes")?;
     let verifier = auth::Verifier::new(config.auth()).await?;
-    let sdk = aws_config::load_from_env().await;
+    let sdk = sdk_http::sdk_config().await;
     let state = AppState {
         store: store::Store {
             client: aws_sdk_dynamodb::Client::new(&sdk),

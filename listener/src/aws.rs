@@ -15,10 +15,11 @@ pub struct Clients {
 
 impl Clients {
     /// Loads the standard configuration chain (environment, profile, then the
-    /// platform's role). The local scripts set fake credentials and
-    /// `AWS_EC2_METADATA_DISABLED=true` so the chain never reaches for the network.
+    /// platform's role) with the process's one HTTP client ([`sdk_http`]). The
+    /// local scripts set fake credentials and `AWS_EC2_METADATA_DISABLED=true` so
+    /// the chain never reaches for the network.
     pub async fn from_env() -> Self {
-        let config = aws_config::load_from_env().await;
+        let config = sdk_http::sdk_config().await;
         Self::from_config(&config)
     }
 

@@ -170,16 +170,28 @@ async fn wait_healthy(stack: &Stack) -> Result<()> {
 }
 
 /// Shared SDK configuration: fake credentials and a fixed region, so the SDK never
-/// looks for either anywhere but here (and never at the EC2 metadata address).
+/// looks for either anywhere but here (and never at the EC2 metadata address);
+/// the HTTP client and settings the service ships with ([`sdk_http`]).
 pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
+    sdk_config_with(endpoint, Some(sdk_http::Client::shared()))
+        .stalled_stream_protection(sdk_http::stalled_stream_protection())
+        .build()
+}
+
+/// [`sdk_config`]'s settings with another HTTP client (`None`: the SDK's
+/// default), to build on (benchmarks).
+pub fn sdk_config_with(
+    endpoint: &str,
+    http: Option<aws_sdk_dynamodb::config::SharedHttpClient>,
+) -> aws_types::sdk_config::Builder {
+    let mut b = aws_config::SdkConfig::builder();
+    b.set_http_client(http);
+    b.behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
             Credentials::new("test", "test", None, None, "static"),
         ))
         .endpoint_url(endpoint)
-        .build()
 }
 
 /// A DynamoDB client for the stack.
