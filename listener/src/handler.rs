@@ -18,7 +18,7 @@ use domain::event::{EventError, EventLabels};
 use domain::item::Item;
 use domain::posted::IngestKey;
 use domain::{Inbound, Mapping, Outcome, TransformError};
-use tracing::{Instrument, Span, info, info_span, warn};
+use tracing::{Instrument, Span, debug, info, info_span, warn};
 
 use crate::metrics::{BatchCounts, Metrics};
 use crate::store::{self, Fit, WriteOutcome};
@@ -147,10 +147,11 @@ impl Processor {
         let written = Box::pin(store::write_items(&self.dynamodb, &self.table, items))
             .instrument(info_span!("write", table = %self.table))
             .await;
+        let event_ids = std::mem::take(&mut plan.event_ids);
         let statuses = settle(plan, messages, &written);
         let counts = BatchCounts::of(&statuses, &written.stats);
         self.metrics.add(&counts);
-        log_batch(&counts, messages.len(), started);
+        log_batch(&counts, &event_ids, started);
         (statuses, counts)
     }
 }
@@ -223,6 +224,8 @@ pub struct Plan {
     /// Per message: the log span with its ids and correlation id, so the outcome
     /// logged by [`settle`] carries them too.
     pub spans: Vec<Span>,
+    /// Per message: its event id (empty when it has none), for the batch's line.
+    pub event_ids: Vec<String>,
 }
 
 /// The first step of a batch, pure: every message prepared in order; on a FIFO
@@ -238,7 +241,8 @@ pub fn plan(messages: &[Message], mapping: &Mapping, key: Option<&IngestKey>) ->
         // Parse once: the span's labels come from the parsed event, and only a
         // body that does not parse is peeked at for what it can tell.
         let parsed = Inbound::parse(m.body.as_bytes(), key);
-        let span = message_span(m, &parsed);
+        let (span, event_id) = message_span(m, &parsed);
+        plan.event_ids.push(event_id);
         let _enter = span.enter();
         let group = m.group_id.as_deref();
         plan.decided[i] = if group.is_some_and(|g| failed_groups.contains(g)) {
@@ -250,7 +254,7 @@ pub fn plan(messages: &[Message], mapping: &Mapping, key: Option<&IngestKey>) ->
         } else {
             match prepare(parsed, mapping) {
                 Ok(Prepared::Ignored) => {
-                    info!(outcome = "ignored", "event type records no activity");
+                    debug!(outcome = "ignored", "event type records no activity");
                     Some(Status::Ignored)
                 }
                 Ok(Prepared::Items(items)) => {
@@ -271,19 +275,21 @@ pub fn plan(messages: &[Message], mapping: &Mapping, key: Option<&IngestKey>) ->
     plan
 }
 
-fn message_span(m: &Message, parsed: &Result<Inbound, EventError>) -> Span {
+/// The message's span, and its event id for the batch's line.
+fn message_span(m: &Message, parsed: &Result<Inbound, EventError>) -> (Span, String) {
     let labels = match parsed {
         Ok(inbound) => inbound.labels(),
         Err(_) => EventLabels::peek(m.body.as_bytes()),
     };
-    info_span!(
+    let span = info_span!(
         "message",
         message_id = %m.message_id,
         event_id = labels.event_id.as_deref().unwrap_or(""),
         event_type = labels.event_type.as_deref().unwrap_or(""),
         correlation_id = labels.correlation_id.as_deref().unwrap_or(""),
         receive_count = m.receive_count,
-    )
+    );
+    (span, labels.event_id.unwrap_or_default())
 }
 
 /// The last step of a batch, pure: the write's outcome applied. A message whose
@@ -326,16 +332,19 @@ pub fn settle(plan: Plan, messages: &[Message], written: &WriteOutcome) -> Vec<S
                 );
                 Status::Failed(Failure::HeldBack)
             } else {
-                info!(outcome = "recorded", records, "event recorded");
+                debug!(outcome = "recorded", records, "event recorded");
                 Status::Recorded { records }
             }
         })
         .collect()
 }
 
-fn log_batch(c: &BatchCounts, messages: usize, started: Instant) {
+/// The one line a batch logs at `info` when nothing in it failed: its counts,
+/// and the event ids of all its messages, so each event stays findable.
+fn log_batch(c: &BatchCounts, event_ids: &[String], started: Instant) {
     info!(
-        messages,
+        messages = event_ids.len(),
+        event_ids = %event_ids.join(","),
         recorded = c.recorded,
         ignored = c.ignored,
         malformed = c.malformed,
