@@ -16,23 +16,31 @@
 //! - The SDK's connect timeout around connecting (and TLS), its read timeout
 //!   around sending the request and reading the whole response, which is
 //!   read into memory (at most [`MAX_RESPONSE_BYTES`]) before the connection
-//!   goes back to the pool.
-//! - Every failure is a [`ConnectorError`] the SDK's retry strategy classifies:
-//!   a timeout, an I/O error (transient: retried), or a user error.
+//!   goes back to the pool. Neither is ever unbounded: without the SDK's,
+//!   [`CONNECT_TIMEOUT`] and [`READ_TIMEOUT`] apply.
+//! - Every failure is a [`ConnectorError`] classified as the SDK's own client
+//!   does: timeouts, I/O and closed connections are transient (retried), a
+//!   misuse is a user error.
+//! - The SDK's connection poisoning: a connection that answered with a
+//!   transient error (a 5xx, throttling) is not used again, so the retry goes
+//!   out on a new one. No 5xx answer's connection is pooled at all.
 //!
 //! Not supported, because the service does not need them: HTTP proxies,
 //! HTTP/2, and request bodies that stream (every SDK call here sends bytes).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::retries::ErrorKind;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use http_body_util::BodyExt;
@@ -48,6 +56,15 @@ pub const MAX_IDLE_PER_ORIGIN: usize = 16;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The largest response body read (DynamoDB's largest responses are 16 MB).
 pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+/// Connecting (TCP and TLS) when the SDK sets no connect timeout: the SDK's default.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+/// One exchange (request sent, whole response read) when the SDK sets no read
+/// timeout: longer than an SQS long poll (20 s at most), so a receive that waits
+/// for messages is not cut short, yet a dead connection cannot hold a caller.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a pooled connection may take to be ready for the next request
+/// before another is used.
+const READY_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// The SDK configuration of a process: the standard chain (environment, profile,
 /// the platform's role) with this client, built once and shared by all its
@@ -60,9 +77,9 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// Off: this client's read timeout already bounds the whole response, and the
-/// SDK's protection wraps every body in a throughput monitor that costs CPU on
-/// every request.
+/// Off: this client reads every response whole under its read timeout
+/// ([`READ_TIMEOUT`] when the SDK sets none), which bounds a stalled response;
+/// the SDK's protection would wrap every body in a throughput monitor.
 pub fn stalled_stream_protection()
 -> aws_config::stalled_stream_protection::StalledStreamProtectionConfig {
     aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled()
@@ -94,8 +111,8 @@ impl HttpClient for Client {
     ) -> SharedHttpConnector {
         SharedHttpConnector::new(Connector {
             pool: self.pool.clone(),
-            connect_timeout: settings.connect_timeout(),
-            read_timeout: settings.read_timeout(),
+            connect_timeout: settings.connect_timeout().unwrap_or(CONNECT_TIMEOUT),
+            read_timeout: settings.read_timeout().unwrap_or(READ_TIMEOUT),
         })
     }
 }
@@ -103,8 +120,8 @@ impl HttpClient for Client {
 #[derive(Debug, Clone)]
 struct Connector {
     pool: Arc<Pool>,
-    connect_timeout: Option<Duration>,
-    read_timeout: Option<Duration>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
 }
 
 impl HttpConnector for Connector {
@@ -149,9 +166,22 @@ impl Connector {
             Some(sender) => sender,
             None => within(self.connect_timeout, self.pool.connect(&origin)).await?,
         };
+        let poisoned = Arc::new(AtomicBool::new(false));
+        if let Some(capture) = request.extensions().get::<CaptureSmithyConnection>() {
+            let flag = poisoned.clone();
+            capture.set_connection_retriever(move || {
+                let flag = flag.clone();
+                Some(
+                    ConnectionMetadata::builder()
+                        .proxied(false)
+                        .poison_fn(move || flag.store(true, Ordering::Relaxed))
+                        .build(),
+                )
+            });
+        }
         let (parts, body) = within(self.read_timeout, exchange(&mut sender, request)).await?;
-        if keeps_alive(&parts) {
-            self.pool.put_back(origin, sender);
+        if keeps_alive(&parts) && !parts.status.is_server_error() {
+            self.pool.put_back(origin, sender, poisoned);
         }
         let response = http::Response::from_parts(parts, SdkBody::from(body));
         HttpResponse::try_from(response).map_err(|e| ConnectorError::other(e.into(), None))
@@ -163,12 +193,7 @@ impl Connector {
 fn origin_form(request: http::Request<SdkBody>) -> Result<http::Request<SdkBody>, ConnectorError> {
     let (mut parts, body) = request.into_parts();
     if !parts.headers.contains_key(http::header::HOST) {
-        let authority = parts
-            .uri
-            .authority()
-            .ok_or_else(|| user("URI without a host"))?;
-        let host =
-            http::HeaderValue::from_str(authority.as_str()).map_err(|e| user(e.to_string()))?;
+        let host = host_header(&parts.uri)?;
         parts.headers.insert(http::header::HOST, host);
     }
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -178,17 +203,36 @@ fn origin_form(request: http::Request<SdkBody>) -> Result<http::Request<SdkBody>
     Ok(http::Request::from_parts(parts, body))
 }
 
+/// The host, and the port unless it is the scheme's default: what SigV4 signs
+/// (never user information).
+fn host_header(uri: &http::Uri) -> Result<http::HeaderValue, ConnectorError> {
+    let host = uri.host().ok_or_else(|| user("URI without a host"))?;
+    let default = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let value = match uri.port_u16() {
+        Some(port) if port != default => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    http::HeaderValue::from_str(&value).map_err(|e| user(e.to_string()))
+}
+
 /// Sends the request and reads the whole response.
 async fn exchange(
     sender: &mut SendRequest<SdkBody>,
     request: http::Request<SdkBody>,
 ) -> Result<(http::response::Parts, bytes::Bytes), ConnectorError> {
-    let response = sender.send_request(request).await.map_err(io)?;
+    let response = sender.send_request(request).await.map_err(classify)?;
     let (parts, body) = response.into_parts();
     let body = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES)
         .collect()
         .await
-        .map_err(ConnectorError::io)?
+        .map_err(|e| match e.downcast::<hyper::Error>() {
+            Ok(e) => classify(*e),
+            // Over the limit: it would be again.
+            Err(e) => ConnectorError::other(e, None),
+        })?
         .to_bytes();
     Ok((parts, body))
 }
@@ -201,26 +245,33 @@ fn keeps_alive(parts: &http::response::Parts) -> bool {
         .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
 }
 
-/// `future` bounded by `limit` (none: unbounded); running out is a timeout.
+/// `future` bounded by `limit`; running out is a timeout.
 async fn within<T>(
-    limit: Option<Duration>,
+    limit: Duration,
     future: impl Future<Output = Result<T, ConnectorError>>,
 ) -> Result<T, ConnectorError> {
-    match limit {
-        None => future.await,
-        Some(limit) => tokio::time::timeout(limit, future)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ConnectorError::timeout(
-                    format!("no answer within {limit:?}").into(),
-                ))
-            }),
-    }
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConnectorError::timeout(
+                format!("no answer within {limit:?}").into(),
+            ))
+        })
 }
 
 struct Idle {
     sender: SendRequest<SdkBody>,
     since: Instant,
+    /// Set by the SDK when the connection's last answer was a transient error.
+    poisoned: Arc<AtomicBool>,
+}
+
+impl Idle {
+    fn usable(&self) -> bool {
+        self.since.elapsed() < IDLE_TIMEOUT
+            && !self.sender.is_closed()
+            && !self.poisoned.load(Ordering::Relaxed)
+    }
 }
 
 /// Idle connections by origin, and the TLS set-up, made on the first HTTPS
@@ -241,8 +292,10 @@ impl Pool {
     /// The most recently used idle connection to `origin` that is still open.
     async fn checkout(&self, origin: &Origin) -> Option<SendRequest<SdkBody>> {
         while let Some(mut sender) = self.pop(origin) {
-            // Ready at once unless the connection is finishing a response or closing.
-            if sender.ready().await.is_ok() {
+            // Ready at once unless the connection is finishing an exchange or
+            // closing; one that takes longer is dropped.
+            let ready = tokio::time::timeout(READY_TIMEOUT, sender.ready()).await;
+            if matches!(ready, Ok(Ok(()))) {
                 return Some(sender);
             }
         }
@@ -253,21 +306,22 @@ impl Pool {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.get_mut(origin)?;
         while let Some(entry) = list.pop() {
-            if entry.since.elapsed() < IDLE_TIMEOUT && !entry.sender.is_closed() {
+            if entry.usable() {
                 return Some(entry.sender);
             }
         }
         None
     }
 
-    fn put_back(&self, origin: Origin, sender: SendRequest<SdkBody>) {
+    fn put_back(&self, origin: Origin, sender: SendRequest<SdkBody>, poisoned: Arc<AtomicBool>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(origin).or_default();
-        list.retain(|e| e.since.elapsed() < IDLE_TIMEOUT && !e.sender.is_closed());
+        list.retain(Idle::usable);
         if list.len() < MAX_IDLE_PER_ORIGIN {
             list.push(Idle {
                 sender,
                 since: Instant::now(),
+                poisoned,
             });
         }
     }
@@ -307,7 +361,7 @@ where
 {
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(io)?;
+        .map_err(classify)?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "AWS connection closed with an error");
@@ -337,8 +391,32 @@ fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
-fn io(e: hyper::Error) -> ConnectorError {
-    ConnectorError::io(e.into())
+/// A hyper error as the SDK's own client classifies it: closed, cancelled and
+/// I/O failures are transient (retried), as is a message cut short; a misuse
+/// is a user error; anything else is not retried.
+fn classify(e: hyper::Error) -> ConnectorError {
+    if e.is_timeout() {
+        ConnectorError::timeout(e.into())
+    } else if e.is_user() {
+        ConnectorError::user(e.into())
+    } else if e.is_closed() || e.is_canceled() || source_is_io(&e) {
+        ConnectorError::io(e.into())
+    } else if e.is_incomplete_message() {
+        ConnectorError::other(e.into(), Some(ErrorKind::TransientError))
+    } else {
+        ConnectorError::other(e.into(), None)
+    }
+}
+
+fn source_is_io(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn user(message: impl Into<String>) -> ConnectorError {
@@ -375,6 +453,14 @@ mod tests {
         let r = sent("https://sqs.eu-west-2.amazonaws.com");
         assert_eq!(r.uri().to_string(), "/");
         assert_eq!(r.headers()["host"], "sqs.eu-west-2.amazonaws.com");
+        // As SigV4 signs it: no default port, no user information.
+        let r = sent("https://user:pw@dynamodb.eu-west-2.amazonaws.com:443/");
+        assert_eq!(r.headers()["host"], "dynamodb.eu-west-2.amazonaws.com");
+        assert_eq!(sent("http://localhost:80/").headers()["host"], "localhost");
+        assert_eq!(
+            sent("https://localhost:80/").headers()["host"],
+            "localhost:80"
+        );
     }
 
     #[test]
