@@ -1,8 +1,9 @@
 //! System benchmarks against the local stack, each beside a baseline measured in
 //! the same run. `cargo bench -p integration-tests --bench system` runs them all;
-//! name `listener`, `api`, `reading` or `lambda` after `--` to run one. Prints Markdown for
+//! name `floor`, `listener`, `api`, `reading` or `lambda` after `--` to run one. Prints Markdown for
 //! BENCHMARKS.md.
 //!
+//! - floor: one AWS request, from SigV4 alone to the SDK as shipped (`system/floor.rs`).
 //! - listener: first the SDK's own CPU per request (the floor); then 5,000 events
 //!   (`BENCH_EVENTS`) drained by the worker at concurrency 1 and 4, against moto
 //!   directly and through a keep-alive front; CPU per event from the worker's own
@@ -28,6 +29,9 @@ use integration_tests::runtime_api::{self, sqs_event};
 use integration_tests::{event, hs256_token, provisioned};
 use serde_json::json;
 use uuid::Uuid;
+
+#[path = "system/floor.rs"]
+mod floor;
 
 const LISTENER: &str = env!("CARGO_BIN_EXE_it-listener");
 const API: &str = env!("CARGO_BIN_EXE_it-api");
@@ -81,7 +85,6 @@ struct Drain {
     reads_per_event: f64,
     /// Write and read capacity units per event, as DynamoDB reported them.
     wcu_per_event: f64,
-    rcu_per_event: f64,
     messages_per_batch: f64,
 }
 
@@ -127,114 +130,72 @@ async fn keep_alive_front(upstream: String) -> String {
     format!("http://{addr}")
 }
 
-/// CPU (user + system) the calling thread has used, seconds.
-fn thread_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / clock_ticks()
+/// What drains the queue in a listener benchmark.
+#[derive(Clone, Copy)]
+enum Consumer<'a> {
+    /// A worker binary (`activity-listener poll`) at a concurrency.
+    Worker { bin: &'a str, concurrency: u16 },
+    /// `system/boto3_consumer.py`: a plain boto3 consumer.
+    Boto3,
 }
 
-/// The SDK's own CPU per request: `n` requests from one thread running a
-/// single-threaded runtime (as the worker does), timed with that thread's CPU
-/// clock. Returns µs per request.
-fn sdk_cost<F, Fut>(n: usize, call: F) -> f64
-where
-    F: Fn() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()>,
-{
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            for _ in 0..20 {
-                call().await; // warm the connection pool and caches
-            }
-            let c0 = thread_cpu_secs();
-            for _ in 0..n {
-                call().await;
-            }
-            (thread_cpu_secs() - c0) * 1e6 / n as f64
-        })
-    })
-    .join()
-    .unwrap()
-}
-
-/// What one SDK request costs this process, the floor under the worker's CPU per
-/// event: a DynamoDB read (DynamoDB Local keeps connections alive) and an empty
-/// SQS receive, from moto directly and through the keep-alive front.
-async fn sdk_floor() {
-    let s = provisioned(false).await;
-    let n = 2_000;
-    let (ddb, table) = (s.dynamodb.clone(), s.provisioned.table.clone());
-    let get = sdk_cost(n, move || {
-        let (ddb, table) = (ddb.clone(), table.clone());
-        async move {
-            ddb.get_item()
-                .table_name(table)
-                .key("targetId", AttributeValue::S(Uuid::nil().to_string()))
-                .key("id", AttributeValue::S(Uuid::nil().to_string()))
-                .send()
-                .await
-                .unwrap();
+/// The consumer as a process with its standard error in `log`; its id once it
+/// is ready to receive.
+async fn start_consumer(
+    s: &integration_tests::TestStack,
+    consumer: Consumer<'_>,
+    log: &std::path::Path,
+) -> tokio::process::Child {
+    let front = keep_alive_front(s.stack.moto.clone()).await;
+    let mut cmd = match consumer {
+        Consumer::Worker { bin, concurrency } => {
+            let mut c = s.listener_command(bin);
+            let concurrency = concurrency.to_string();
+            c.args(["poll", "--wait-secs", "1", "--concurrency", &concurrency]);
+            c.stdout(Stdio::null());
+            c
         }
-    });
-    let receive = |endpoint: String| {
-        let sqs = aws_sdk_sqs::Client::new(&integration_tests::sdk_config(&endpoint));
-        let url = s.provisioned.queue_url.clone();
-        sdk_cost(n, move || {
-            let (sqs, url) = (sqs.clone(), url.clone());
-            async move {
-                sqs.receive_message()
-                    .queue_url(url)
-                    .wait_time_seconds(0)
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        })
+        Consumer::Boto3 => {
+            let python = integration_tests::tools::installed()
+                .unwrap()
+                .moto_server
+                .with_file_name("python");
+            let mut c = s.listener_command(python.to_str().unwrap());
+            c.arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/benches/system/boto3_consumer.py"
+            ))
+            .args([&s.provisioned.queue_url, &s.provisioned.table])
+            .env("AWS_DEFAULT_REGION", integration_tests::REGION)
+            .stdout(Stdio::piped());
+            c
+        }
     };
-    let closed = receive(s.stack.moto.clone());
-    let kept = receive(keep_alive_front(s.stack.moto.clone()).await);
-    println!("SDK floor, CPU per request of one client thread ({n} requests each):\n");
-    println!("| request | connection | CPU per request |");
-    println!("|---|---|---|");
-    println!("| DynamoDB GetItem (DynamoDB Local) | kept alive | {get:.0} µs |");
-    println!("| SQS ReceiveMessage, empty (moto) | new per request | {closed:.0} µs |");
-    println!(
-        "| SQS ReceiveMessage, empty (moto via keep-alive front) | kept alive | {kept:.0} µs |"
-    );
-    println!();
-}
-
-async fn drain(concurrency: u16, event_type: &str, n: usize, keep_alive: bool) -> Drain {
-    let s = provisioned(false).await;
-    let log = std::env::temp_dir().join(format!("bench-worker-{}.log", Uuid::new_v4()));
-    let mut cmd = s.listener_command(LISTENER);
-    if keep_alive {
-        cmd.env(
-            "AWS_ENDPOINT_URL_SQS",
-            keep_alive_front(s.stack.moto.clone()).await,
-        );
-    }
-    let mut w = cmd
-        .args([
-            "poll",
-            "--wait-secs",
-            "1",
-            "--concurrency",
-            &concurrency.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+    let mut child = cmd
+        .env("AWS_ENDPOINT_URL_SQS", front)
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
+    match child.stdout.take() {
+        Some(out) => {
+            use tokio::io::AsyncBufReadExt;
+            let mut line = String::new();
+            tokio::io::BufReader::new(out)
+                .read_line(&mut line)
+                .await
+                .unwrap();
+            assert_eq!(line.trim(), "ready", "the boto3 consumer did not start");
+        }
+        None => tokio::time::sleep(Duration::from_millis(500)).await,
+    }
+    child
+}
+
+async fn drain(consumer: Consumer<'_>, event_type: &str, n: usize) -> Drain {
+    let s = provisioned(false).await;
+    let log = std::env::temp_dir().join(format!("bench-worker-{}.log", Uuid::new_v4()));
+    let mut w = start_consumer(&s, consumer, &log).await;
     let pid = w.id().unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu0 = cpu_secs(pid);
     let started = Instant::now();
     let bodies: Vec<String> = (0..n)
@@ -297,48 +258,102 @@ async fn drain(concurrency: u16, event_type: &str, n: usize, keep_alive: bool) -
         writes_per_event: writes / n as f64,
         reads_per_event: sum("read_requests") / n as f64,
         wcu_per_event: sum("write_units") / n as f64,
-        rcu_per_event: sum("read_units") / n as f64,
         messages_per_batch: messages as f64 / batches.len().max(1) as f64,
     }
 }
 
-async fn listener_bench() {
+/// The listener as of `BENCH_BASELINE_BIN` (a folder holding `it-listener`
+/// and `it-api` built from an earlier commit), for same-run comparisons.
+fn baseline_bin(name: &str) -> Option<String> {
+    let dir = std::env::var("BENCH_BASELINE_BIN").ok()?;
+    let path = std::path::Path::new(&dir).join(name);
+    path.exists().then(|| path.to_string_lossy().into_owned())
+}
+
+fn drain_row(label: &str, n: usize, d: &Drain, floor: Option<(f64, f64)>) {
+    // Receives and deletes: one each per batch (the few empty receives aside).
+    let sqs = if d.messages_per_batch > 0.0 {
+        2.0 / d.messages_per_batch
+    } else {
+        0.0
+    };
+    let ddb = d.writes_per_event + d.reads_per_event;
+    let bound = floor.map_or(String::from("—"), |(get, receive)| {
+        format!("{:.0} µs", 2.0 * (ddb * get + sqs * receive))
+    });
+    println!(
+        "| {label} | {n} | {:.1} s | {:.0} | {:.0} µs | {ddb:.3} | {:.3} | {:.2} | {:.1} | {bound} |",
+        d.secs,
+        n as f64 / d.secs,
+        d.cpu_us_per_event,
+        sqs + ddb,
+        d.wcu_per_event,
+        d.messages_per_batch
+    );
+}
+
+async fn listener_bench(floor: Option<(f64, f64)>) {
     let n: usize = std::env::var("BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5_000);
-    println!("### Listener end to end ({n} events, worker as a release process)\n");
+        .unwrap_or(2_000);
+    println!("### Listener end to end ({n} events, SQS kept alive, consumers as processes)\n");
     println!(
-        "| worker | events | drain time | events/s | CPU per event | DynamoDB write requests per event | read requests per event | WCU per event | RCU per event | messages per batch |"
+        "| consumer | events | drain time | events/s | CPU per event | DynamoDB requests per event | all requests per event | WCU per event | messages per batch | 2x floor (b) per request made |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (c, keep_alive) in [(1u16, false), (1, true), (4, false), (4, true)] {
-        let via = if keep_alive {
-            "SQS kept alive"
-        } else {
-            "moto direct"
-        };
-        for (label, et) in [
-            ("records (PersonUpdatedEvent)", "PersonUpdatedEvent"),
-            (
-                "baseline: records nothing (ContactDetailEditedEvent)",
-                "ContactDetailEditedEvent",
-            ),
-        ] {
-            let d = drain(c, et, n, keep_alive).await;
-            println!(
-                "| concurrency {c}, {via}, {label} | {n} | {:.1} s | {:.0} | {:.1} µs | {:.3} | {:.3} | {:.2} | {:.2} | {:.1} |",
-                d.secs,
-                n as f64 / d.secs,
-                d.cpu_us_per_event,
-                d.writes_per_event,
-                d.reads_per_event,
-                d.wcu_per_event,
-                d.rcu_per_event,
-                d.messages_per_batch
+    let old = baseline_bin("it-listener");
+    for c in [1u16, 4] {
+        if let Some(bin) = &old {
+            let d = drain(
+                Consumer::Worker {
+                    bin,
+                    concurrency: c,
+                },
+                "PersonUpdatedEvent",
+                n,
+            )
+            .await;
+            drain_row(
+                &format!("worker as before (BENCH_BASELINE_BIN), concurrency {c}"),
+                n,
+                &d,
+                floor,
             );
         }
+        let d = drain(
+            Consumer::Worker {
+                bin: LISTENER,
+                concurrency: c,
+            },
+            "PersonUpdatedEvent",
+            n,
+        )
+        .await;
+        drain_row(&format!("worker, concurrency {c}"), n, &d, floor);
     }
+    let d = drain(
+        Consumer::Worker {
+            bin: LISTENER,
+            concurrency: 1,
+        },
+        "ContactDetailEditedEvent",
+        n,
+    )
+    .await;
+    drain_row(
+        "worker, concurrency 1, records nothing (receive, parse, delete)",
+        n,
+        &d,
+        floor,
+    );
+    let d = drain(Consumer::Boto3, "PersonUpdatedEvent", n).await;
+    println!(
+        "| plain boto3 consumer (system/boto3_consumer.py) | {n} | {:.1} s | {:.0} | {:.0} µs | — | — | — | — | — |",
+        d.secs,
+        n as f64 / d.secs,
+        d.cpu_us_per_event
+    );
     println!();
 }
 
@@ -428,6 +443,7 @@ async fn seed(s: &integration_tests::TestStack, target: Uuid, n: u32, create_fir
 /// to `stderr`; its base URL once it answers.
 async fn spawn_api(
     s: &integration_tests::TestStack,
+    bin: &str,
     log_level: &str,
     stderr: Stdio,
 ) -> (tokio::process::Child, String) {
@@ -436,7 +452,7 @@ async fn spawn_api(
         .local_addr()
         .unwrap()
         .port();
-    let api = tokio::process::Command::new(API)
+    let api = tokio::process::Command::new(bin)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -474,10 +490,6 @@ async fn api_bench() {
     let s = provisioned(false).await;
     let target = Uuid::new_v4();
     seed(&s, target, 1000, false).await;
-    let (mut api, base) = spawn_api(&s, "warn", Stdio::null()).await;
-    let pid = api.id().unwrap();
-    let http = reqwest::Client::new();
-    let token = hs256_token(json!({}));
     let requests: usize = std::env::var("BENCH_REQUESTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -486,39 +498,26 @@ async fn api_bench() {
     println!(
         "### API under load (1,000 activities on one target, {requests} requests, {clients} clients, API as a release process)\n"
     );
-    println!("| what | pageSize | requests/s | p50 | p99 | API CPU per request |");
-    println!("|---|---|---|---|---|---|");
-    for page in [10usize, 100] {
-        let url = format!("{base}/api/v1/activityhistory?targetId={target}&pageSize={page}");
-        let (h, t) = (http.clone(), token.clone());
-        // Warm up connections and the table.
-        for _ in 0..20 {
-            h.get(&url)
-                .bearer_auth(&t)
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
+    println!("| what | pageSize | requests/s | p50 | p99 | CPU per request | peak RSS |");
+    println!("|---|---|---|---|---|---|---|");
+    let old = baseline_bin("it-api").map(|b| ("API as before (BENCH_BASELINE_BIN)", b));
+    for (what, bin) in old.into_iter().chain([("API now", API.to_owned())]) {
+        let (mut api, base) = spawn_api(&s, &bin, "info", Stdio::null()).await;
+        let pid = api.id().unwrap();
+        for page in [10usize, 100] {
+            let url = format!("{base}/api/v1/activityhistory?targetId={target}&pageSize={page}");
+            let (rps, lat, cpu) = api_load(&url, pid, requests, clients).await;
+            let (_, peak) = rss_mib(pid);
+            println!(
+                "| {what} | {page} | {rps:.0} | {:.2} ms | {:.2} ms | {cpu:.0} µs | {peak:.1} MiB |",
+                percentile(&lat, 0.5).as_secs_f64() * 1e3,
+                percentile(&lat, 0.99).as_secs_f64() * 1e3,
+            );
         }
-        let cpu0 = cpu_secs(pid);
-        let (rps, lat) = load(requests, clients, move || {
-            let (h, t, url) = (h.clone(), t.clone(), url.clone());
-            async move {
-                let r = h.get(&url).bearer_auth(&t).send().await.unwrap();
-                assert_eq!(r.status(), 200);
-                r.bytes().await.unwrap();
-            }
-        })
-        .await;
-        let cpu = cpu_secs(pid) - cpu0;
-        println!(
-            "| API over HTTP | {page} | {rps:.0} | {:.2} ms | {:.2} ms | {:.0} µs |",
-            percentile(&lat, 0.5).as_secs_f64() * 1e3,
-            percentile(&lat, 0.99).as_secs_f64() * 1e3,
-            cpu * 1e6 / requests as f64
-        );
+        api.start_kill().unwrap();
+        api.wait().await.unwrap();
+    }
+    for page in [10usize, 100] {
         let (ddb, table) = (s.dynamodb.clone(), s.provisioned.table.clone());
         let own0 = cpu_secs(std::process::id());
         let (rps, lat) = load(requests, clients, move || {
@@ -539,16 +538,40 @@ async fn api_bench() {
         .await;
         let own = cpu_secs(std::process::id()) - own0;
         println!(
-            "| baseline: the same Query through the SDK | {page} | {rps:.0} | {:.2} ms | {:.2} ms | {:.0} µs (the benchmark process) |",
+            "| baseline: the same Query through the SDK (as shipped) | {page} | {rps:.0} | {:.2} ms | {:.2} ms | {:.0} µs (the benchmark process) | — |",
             percentile(&lat, 0.5).as_secs_f64() * 1e3,
             percentile(&lat, 0.99).as_secs_f64() * 1e3,
             own * 1e6 / requests as f64
         );
     }
-    let (_, peak) = rss_mib(pid);
-    println!("\nAPI peak RSS (VmHWM) over the run: {peak:.1} MiB\n");
-    api.start_kill().unwrap();
-    api.wait().await.unwrap();
+    println!();
+}
+
+/// `requests` GETs of `url` from `clients` clients after 20 to warm up:
+/// requests/s, sorted latencies, and the CPU per request of process `pid` (µs).
+async fn api_load(
+    url: &str,
+    pid: u32,
+    requests: usize,
+    clients: usize,
+) -> (f64, Vec<Duration>, f64) {
+    let (http, token) = (reqwest::Client::new(), hs256_token(json!({})));
+    for _ in 0..20 {
+        let r = http.get(url).bearer_auth(&token).send().await.unwrap();
+        r.bytes().await.unwrap();
+    }
+    let cpu0 = cpu_secs(pid);
+    let url = url.to_owned();
+    let (rps, lat) = load(requests, clients, move || {
+        let (h, t, url) = (http.clone(), token.clone(), url.clone());
+        async move {
+            let r = h.get(&url).bearer_auth(&t).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap();
+        }
+    })
+    .await;
+    (rps, lat, (cpu_secs(pid) - cpu0) * 1e6 / requests as f64)
 }
 
 /// DynamoDB queries the API logged so far (one `dynamodb query` line each).
@@ -567,7 +590,7 @@ async fn reading_bench() {
     }
     let log = std::env::temp_dir().join(format!("reading-bench-{}.log", Uuid::new_v4()));
     let file = std::fs::File::create(&log).unwrap();
-    let (mut api, base) = spawn_api(&s, "info", Stdio::from(file)).await;
+    let (mut api, base) = spawn_api(&s, API, "info", Stdio::from(file)).await;
     let pid = api.id().unwrap();
     let (http, token) = (reqwest::Client::new(), hs256_token(json!({})));
     let requests: usize = 200;
@@ -654,9 +677,28 @@ async fn lambda_bench() {
         starts[2].as_secs_f64() * 1e3
     );
 
+    for (what, bin) in [
+        (
+            "as before (BENCH_BASELINE_BIN)",
+            baseline_bin("it-listener"),
+        ),
+        ("now", Some(LISTENER.to_owned())),
+    ] {
+        let Some(bin) = bin else { continue };
+        let (cpu, rss, peak) = warm_lambda(&s, &bin).await;
+        println!(
+            "- {what}: CPU per event, warm, 1,000 messages in invocations of 10 (SQS receive and delete are the platform's; one BatchGetItem and one BatchWriteItem per invocation): {cpu:.0} µs; RSS after 1,100 messages: {rss:.1} MiB (peak {peak:.1} MiB)"
+        );
+    }
+    println!();
+}
+
+/// A warm function's CPU per event (µs) over 1,000 messages after 100, and its
+/// RSS and peak RSS (MiB) after them.
+async fn warm_lambda(s: &integration_tests::TestStack, bin: &str) -> (f64, f64, f64) {
     let mut api = runtime_api::start().await;
     let mut child = s
-        .lambda_command(LISTENER, &api)
+        .lambda_command(bin, &api)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -688,15 +730,9 @@ async fn lambda_bench() {
     }
     let cpu = cpu_secs(pid) - cpu0;
     let (rss, peak) = rss_mib(pid);
-    println!(
-        "- CPU per event, warm, 1,000 messages in invocations of 10 (SQS receive and delete are the platform's; one BatchWriteItem per invocation): {:.0} µs",
-        cpu * 1e6 / 1000.0
-    );
-    println!(
-        "- RSS after 1,100 messages (110 invocations of 10): {rss:.1} MiB (peak {peak:.1} MiB)\n"
-    );
     child.start_kill().unwrap();
     child.wait().await.unwrap();
+    (cpu * 1e6 / 1000.0, rss, peak)
 }
 
 #[tokio::main]
@@ -722,9 +758,12 @@ async fn main() {
     if run("reading") {
         reading_bench().await;
     }
+    let mut b = None;
+    if run("floor") || run("listener") {
+        b = Some(floor::floor().await);
+    }
     if run("listener") {
-        sdk_floor().await;
-        listener_bench().await;
+        listener_bench(b).await;
     }
 }
 
