@@ -147,11 +147,11 @@ impl Processor {
         let written = Box::pin(store::write_items(&self.dynamodb, &self.table, items))
             .instrument(info_span!("write", table = %self.table))
             .await;
-        let event_ids = std::mem::take(&mut plan.event_ids);
+        let ids = std::mem::take(&mut plan.ids);
         let statuses = settle(plan, messages, &written);
         let counts = BatchCounts::of(&statuses, &written.stats);
         self.metrics.add(&counts);
-        log_batch(&counts, &event_ids, started);
+        log_batch(&counts, &ids, started);
         (statuses, counts)
     }
 }
@@ -224,8 +224,9 @@ pub struct Plan {
     /// Per message: the log span with its ids and correlation id, so the outcome
     /// logged by [`settle`] carries them too.
     pub spans: Vec<Span>,
-    /// Per message: its event id (empty when it has none), for the batch's line.
-    pub event_ids: Vec<String>,
+    /// Per message: its event id and correlation id (empty when it has none),
+    /// for the batch's line.
+    pub ids: Vec<(String, String)>,
 }
 
 /// The first step of a batch, pure: every message prepared in order; on a FIFO
@@ -241,8 +242,8 @@ pub fn plan(messages: &[Message], mapping: &Mapping, key: Option<&IngestKey>) ->
         // Parse once: the span's labels come from the parsed event, and only a
         // body that does not parse is peeked at for what it can tell.
         let parsed = Inbound::parse(m.body.as_bytes(), key);
-        let (span, event_id) = message_span(m, &parsed);
-        plan.event_ids.push(event_id);
+        let (span, ids) = message_span(m, &parsed);
+        plan.ids.push(ids);
         let _enter = span.enter();
         let group = m.group_id.as_deref();
         plan.decided[i] = if group.is_some_and(|g| failed_groups.contains(g)) {
@@ -275,8 +276,8 @@ pub fn plan(messages: &[Message], mapping: &Mapping, key: Option<&IngestKey>) ->
     plan
 }
 
-/// The message's span, and its event id for the batch's line.
-fn message_span(m: &Message, parsed: &Result<Inbound, EventError>) -> (Span, String) {
+/// The message's span, and its event id and correlation id for the batch's line.
+fn message_span(m: &Message, parsed: &Result<Inbound, EventError>) -> (Span, (String, String)) {
     let labels = match parsed {
         Ok(inbound) => inbound.labels(),
         Err(_) => EventLabels::peek(m.body.as_bytes()),
@@ -289,7 +290,8 @@ fn message_span(m: &Message, parsed: &Result<Inbound, EventError>) -> (Span, Str
         correlation_id = labels.correlation_id.as_deref().unwrap_or(""),
         receive_count = m.receive_count,
     );
-    (span, labels.event_id.unwrap_or_default())
+    let ids = (labels.event_id, labels.correlation_id);
+    (span, (ids.0.unwrap_or_default(), ids.1.unwrap_or_default()))
 }
 
 /// The last step of a batch, pure: the write's outcome applied. A message whose
@@ -339,12 +341,15 @@ pub fn settle(plan: Plan, messages: &[Message], written: &WriteOutcome) -> Vec<S
         .collect()
 }
 
-/// The one line a batch logs at `info` when nothing in it failed: its counts,
-/// and the event ids of all its messages, so each event stays findable.
-fn log_batch(c: &BatchCounts, event_ids: &[String], started: Instant) {
+/// The one line every batch logs at `info`: its counts, and the event ids and
+/// correlation ids of all its messages (in order, comma-separated), so each
+/// event stays findable although a success has no line of its own.
+fn log_batch(c: &BatchCounts, ids: &[(String, String)], started: Instant) {
+    let joined = |f: fn(&(String, String)) -> &str| ids.iter().map(f).collect::<Vec<_>>().join(",");
     info!(
-        messages = event_ids.len(),
-        event_ids = %event_ids.join(","),
+        messages = ids.len(),
+        event_ids = %joined(|i| &i.0),
+        correlation_ids = %joined(|i| &i.1),
         recorded = c.recorded,
         ignored = c.ignored,
         malformed = c.malformed,

@@ -4,19 +4,23 @@
 //! BENCHMARKS.md.
 //!
 //! - floor: one AWS request, from SigV4 alone to the SDK as shipped (`system/floor.rs`).
-//! - listener: first the SDK's own CPU per request (the floor); then 5,000 events
-//!   (`BENCH_EVENTS`) drained by the worker at concurrency 1 and 4, against moto
-//!   directly and through a keep-alive front; CPU per event from the worker's own
-//!   /proc stat; write requests per event from its logs. Baseline: the same worker
-//!   draining events of a type that records nothing (SQS and parsing only).
+//! - listener: 2,000 events (`BENCH_EVENTS`) drained through a keep-alive front for
+//!   moto by the worker at concurrency 1 and 4, and by a plain boto3 consumer
+//!   (`system/boto3_consumer.py`); CPU per event from the consumer's own /proc
+//!   stat; DynamoDB requests per event from the worker's logs. Baselines: the
+//!   worker built from an earlier commit (`BENCH_BASELINE_BIN`), the same worker
+//!   draining events of a type that records nothing, the boto3 consumer, and
+//!   floor (b) per request made.
 //! - api: a target with 1,000 activities, pageSize 10 and 100, 8 clients; latency,
-//!   requests/s, the API's CPU per request and peak RSS. Baseline: the same
-//!   DynamoDB queries issued directly through the SDK.
+//!   requests/s, the API's CPU per request and peak RSS. Baselines: the API built
+//!   from an earlier commit (`BENCH_BASELINE_BIN`), and the same DynamoDB queries
+//!   issued directly through the SDK.
 //! - reading: 10 targets of 100 activities; a merged page of 10 over all 10 and
 //!   a state request, each with its DynamoDB queries per answer (from the API's
 //!   logs), latency and API CPU. Baseline: one target's page of 10, same run.
 //! - lambda: binary sizes, cold start to first poll of a local Runtime API, CPU
-//!   per event of a warm function and RSS after 1,100 messages.
+//!   per event of a warm function and RSS after 1,100 messages, beside the
+//!   function built from an earlier commit (`BENCH_BASELINE_BIN`).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -219,7 +223,17 @@ async fn drain(consumer: Consumer<'_>, event_type: &str, n: usize) -> Drain {
         }
     }
     let recording = event_type != "ContactDetailEditedEvent";
+    let deadline = Instant::now() + Duration::from_secs(600);
     loop {
+        assert!(
+            Instant::now() < deadline,
+            "the queue was not drained within 10 minutes"
+        );
+        assert!(
+            w.try_wait().unwrap().is_none(),
+            "the consumer exited; its log: {}",
+            log.display()
+        );
         let done = if recording {
             s.item_count().await >= n
         } else {

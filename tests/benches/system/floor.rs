@@ -6,8 +6,8 @@
 //! - (a) SigV4 signing alone;
 //! - (b) a raw hyper HTTP/1.1 request with SigV4 over a kept-alive connection;
 //! - (c) the SDK with an HTTP client that does no I/O (a canned answer);
-//! - (d) the SDK with its default HTTP client (as the service was configured),
-//!   and with stalled-stream protection off;
+//! - (d) the current SDK with its default HTTP client, and with stalled-stream
+//!   protection off;
 //! - (e) the SDK's new pooled client (aws-smithy-http-client `pool`), and the
 //!   service's own client ([`sdk_http`]) with its settings: what ships.
 
@@ -283,7 +283,7 @@ pub(crate) async fn floor() -> (f64, f64) {
         ),
         ("(b) then (c) in each call", raw_then_no_io),
         (
-            "(d) SDK, default HTTP client (as configured before)",
+            "(d) SDK, its default HTTP client (the current SDK)",
             sdk_default,
         ),
         (
