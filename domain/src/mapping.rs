@@ -78,6 +78,10 @@ pub struct RecordRule {
     pub target_type: String,
     /// When set, a second record on `entityTargetId` with this target type.
     pub also_on_entity_target: Option<String>,
+    /// Whether the record is part of its target's state: `false` for an event
+    /// about another entity recorded on the target (a process started against a
+    /// tenure), which a state of the tenure leaves out.
+    pub in_state: bool,
 }
 
 /// The event-type table with masks and retention.
@@ -128,6 +132,7 @@ struct RuleFile {
     activity: Option<ActivityType>,
     target_type: Option<String>,
     also_on_entity_target: Option<String>,
+    in_state: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,10 +198,12 @@ impl Mapping {
     fn merge(&mut self, file: MappingFile) -> Result<(), String> {
         for (event_type, r) in file.events {
             let rule = match (r.ignore, r.activity, r.target_type) {
-                (true, None, None) if r.also_on_entity_target.is_none() => Rule::Ignore,
+                (true, None, None) if r.also_on_entity_target.is_none() && r.in_state.is_none() => {
+                    Rule::Ignore
+                }
                 (true, ..) => {
                     return Err(format!(
-                        "event `{event_type}`: `ignore = true` cannot be combined with activity or targetType"
+                        "event `{event_type}`: `ignore = true` cannot be combined with activity, targetType, alsoOnEntityTarget or inState"
                     ));
                 }
                 (false, Some(activity), Some(target_type)) if !target_type.trim().is_empty() => {
@@ -206,6 +213,7 @@ impl Mapping {
                         also_on_entity_target: r
                             .also_on_entity_target
                             .filter(|t| !t.trim().is_empty()),
+                        in_state: r.in_state.unwrap_or(true),
                     })
                 }
                 _ => {
@@ -301,6 +309,7 @@ mod tests {
             activity,
             target_type: target.into(),
             also_on_entity_target: None,
+            in_state: true,
         })
     }
 
@@ -378,6 +387,26 @@ mod tests {
     ];
 
     #[test]
+    fn in_state_is_read_from_a_file_and_refused_beside_ignore() {
+        let mut m = Mapping::default();
+        m.overlay_str(
+            r#"[events]
+NoteAddedAgainstAssetEvent = { activity = "create", targetType = "asset", inState = false }"#,
+            false,
+        )
+        .unwrap();
+        assert!(matches!(m.rule("NoteAddedAgainstAssetEvent"), Ok(Rule::Record(r)) if !r.in_state));
+        let err = m
+            .overlay_str(
+                r#"[events]
+X = { ignore = true, inState = false }"#,
+                false,
+            )
+            .unwrap_err();
+        assert!(err.contains("cannot be combined"), "{err}");
+    }
+
+    #[test]
     fn a_target_type_is_recorded_when_some_event_type_records_it() {
         let m = Mapping::default();
         for t in m.target_types() {
@@ -394,10 +423,22 @@ mod tests {
     fn default_table_is_the_contract_table_exactly() {
         let m = Mapping::default();
         assert_eq!(CONTRACT.len(), 30);
+        // Events about another entity, recorded on the target (docs/api.md, states).
+        let not_in_state = [
+            "ProcessStartedAgainstTenureEvent",
+            "ProcessStartedAgainstPersonEvent",
+            "NoteCreatedAgainstProcessEvent",
+        ];
         for (event_type, expected) in CONTRACT {
             let want = match expected {
                 None => Rule::Ignore,
-                Some((a, t)) => rec(ActivityType::parse(a).unwrap(), t),
+                Some((a, t)) => match rec(ActivityType::parse(a).unwrap(), t) {
+                    Rule::Record(r) => Rule::Record(RecordRule {
+                        in_state: !not_in_state.contains(event_type),
+                        ..r
+                    }),
+                    ignore => ignore,
+                },
             };
             assert_eq!(m.rule(event_type).unwrap(), &want, "{event_type}");
         }
@@ -414,6 +455,7 @@ mod tests {
                 activity: ActivityType::Create,
                 target_type: "transaction".into(),
                 also_on_entity_target: Some("tenure".into()),
+                in_state: true,
             })
         );
     }

@@ -124,18 +124,14 @@ const OLDEST_READ: usize = 10;
 
 /// A record a target holds about another entity, so not part of its state: the
 /// second record of a finance event, on the tenancy the transaction belongs to,
-/// holds the transaction; an event "against" the target (the platform's name for
-/// one entity's event recorded on another, e.g. `ProcessStartedAgainstTenureEvent`)
-/// holds the process.
+/// holds the transaction; an event the mapping marks `inState = false` (e.g.
+/// `ProcessStartedAgainstTenureEvent`) holds the process.
 fn of_another_entity(a: &Activity, mapping: &Mapping) -> bool {
     let Some(event_type) = a.provenance.as_ref().map(|p| p.event_type.as_str()) else {
         return false;
     };
-    if event_type.contains("Against") {
-        return true;
-    }
     matches!(mapping.rule(event_type), Ok(Rule::Record(r))
-        if r.target_type != a.target_type && r.also_on_entity_target.as_deref() == Some(a.target_type.as_str()))
+        if !r.in_state || (r.target_type != a.target_type && r.also_on_entity_target.as_deref() == Some(a.target_type.as_str())))
 }
 
 #[cfg(test)]
