@@ -110,9 +110,9 @@ pub fn transform(body: &[u8], mapping: &Mapping) -> Result<Outcome, TransformErr
 pub fn records_of(message: crate::Inbound, mapping: &Mapping) -> Result<Outcome, TransformError> {
     match message {
         crate::Inbound::Event(e) => records_from(e, mapping),
-        crate::Inbound::Posted(p, posting) => {
-            Ok(Outcome::Record(vec![p.into_record(mapping, posting)?]))
-        }
+        crate::Inbound::Posted(p, posting, digest) => Ok(Outcome::Record(vec![
+            p.into_record(mapping, posting, digest)?,
+        ])),
     }
 }
 

@@ -114,7 +114,6 @@ impl IngestKey {
         m
     }
 
-    /// The signature of a posted activity's message, hex.
     /// The signature of the message of the activity whose [`PostedActivity::digest`]
     /// is `digest`, hex.
     pub fn sign(&self, digest: &str, posting: &Posting) -> String {
@@ -158,8 +157,9 @@ pub struct Posting {
 pub enum Inbound {
     /// A domain service's change event.
     Event(Event),
-    /// A posted activity, with who posted it.
-    Posted(PostedActivity, Posting),
+    /// A posted activity, with who posted it and its [`PostedActivity::digest`]
+    /// (worked out once, to check the signature).
+    Posted(PostedActivity, Posting, String),
 }
 
 impl Inbound {
@@ -189,20 +189,21 @@ impl Inbound {
         let signature = opt_str(&envelope, "signature")?.unwrap_or_default();
         // Queued by the API moments ago: "now" only bounds how far ahead it may be.
         let posted = PostedActivity::from_value(activity, None, Timestamp::now())?;
-        if !key.is_some_and(|k| k.verify(&posted.digest(), &posting, signature)) {
+        let digest = posted.digest();
+        if !key.is_some_and(|k| k.verify(&digest, &posting, signature)) {
             return Err(invalid(
                 "signature",
                 "the signature of this service's API (ACTIVITY_INGEST_KEY): only the API may queue posted activities",
             ));
         }
-        Ok(Self::Posted(posted, posting))
+        Ok(Self::Posted(posted, posting, digest))
     }
 
     /// The labels for the message's log lines.
     pub fn labels(&self) -> event::EventLabels {
         match self {
             Self::Event(e) => event::EventLabels::of(e),
-            Self::Posted(p, posting) => event::EventLabels {
+            Self::Posted(p, posting, _) => event::EventLabels {
                 event_id: Some(p.id.to_string()),
                 event_type: Some(POSTED_EVENT_TYPE.to_owned()),
                 correlation_id: posting.correlation_id.map(|c| c.to_string()),
@@ -455,13 +456,19 @@ impl PostedActivity {
     }
 
     /// The record the listener writes: the same reduction, masks and retention
-    /// as an event's, with the id it was posted with.
-    pub fn into_record(self, mapping: &Mapping, posting: Posting) -> Result<Activity, EventError> {
+    /// as an event's, with the id it was posted with; `digest` is
+    /// [`PostedActivity::digest`], stored as the record's `eventDigest`.
+    pub fn into_record(
+        self,
+        mapping: &Mapping,
+        posting: Posting,
+        digest: String,
+    ) -> Result<Activity, EventError> {
         if !mapping.records_target_type(&self.target_type) {
             // The listener's mapping may differ from the API's.
             return Err(unknown_target_type(mapping));
         }
-        let event_digest = Some(self.digest());
+        let event_digest = Some(digest);
         let (old_data, new_data, changes) =
             activity::reduce(self.activity_type, self.old_data, self.new_data);
         let days = self
@@ -636,7 +643,7 @@ mod tests {
             correlation_id: Some(correlation),
             posted_by: "migration-team".into(),
         };
-        let a = p.into_record(&mapping, posting).unwrap();
+        let a = p.into_record(&mapping, posting, digest.clone()).unwrap();
         assert_eq!(a.id.to_string(), ID);
         assert_eq!(a.target_id.to_string(), TARGET);
         assert_eq!(a.old_data, Some(json!({"firstName": "Susan"})));
@@ -658,19 +665,18 @@ mod tests {
                 false,
             )
             .unwrap();
-        let a = parse(posted())
-            .unwrap()
-            .into_record(&mapping, Posting::default())
-            .unwrap();
+        let record = |v: Value| {
+            let p = parse(v).unwrap();
+            let digest = p.digest();
+            p.into_record(&mapping, Posting::default(), digest).unwrap()
+        };
+        let a = record(posted());
         let created = Timestamp::parse("2021-02-19T15:12:00Z").unwrap();
         assert_eq!(a.ttl, Some(created.plus_days(10).unix_seconds()));
         assert_ne!(a.new_data, Some(json!({"firstName": "Susanna"})), "masked");
         let mut v = posted();
         v["timetoLiveForRecord"] = json!(365);
-        let a = parse(v)
-            .unwrap()
-            .into_record(&mapping, Posting::default())
-            .unwrap();
+        let a = record(v);
         assert_eq!(a.ttl, Some(created.plus_days(365).unix_seconds()));
     }
 
@@ -691,10 +697,11 @@ mod tests {
             correlation_id: Some(correlation),
             posted_by: "writer".into(),
         };
-        let message = p.to_message(&p.digest(), &posting, &key());
+        let digest = p.digest();
+        let message = p.to_message(&digest, &posting, &key());
         assert_eq!(
             Inbound::parse(message.as_bytes(), Some(&key())).unwrap(),
-            Inbound::Posted(p, posting)
+            Inbound::Posted(p, posting, digest)
         );
         let labels = event::EventLabels::peek(message.as_bytes());
         assert_eq!(labels.event_id.as_deref(), Some(ID));
@@ -714,14 +721,15 @@ mod tests {
         let mut v = posted();
         v["newData"]["firstName"] = json!("Sue\u{ffff}\u{fffe}\u{1}");
         let p = parse(v).unwrap();
-        let message = p.to_message(&p.digest(), &Posting::default(), &key());
+        let digest = p.digest();
+        let message = p.to_message(&digest, &Posting::default(), &key());
         assert!(
             !message.contains(['\u{fffe}', '\u{ffff}', '\u{1}']),
             "{message}"
         );
         assert_eq!(
             Inbound::parse(message.as_bytes(), Some(&key())).unwrap(),
-            Inbound::Posted(p, Posting::default())
+            Inbound::Posted(p, Posting::default(), digest)
         );
     }
 
