@@ -47,7 +47,8 @@ pub struct AppState {
     /// What each caller may read, and how much one answer may hold.
     pub access: Arc<access::Policy>,
     /// The listener's mapping: the target types that may be posted, and which
-    /// records belong to another entity (a finance record on a tenancy).
+    /// records belong to another entity (a finance record on a tenancy, an
+    /// `inState = false` event).
     pub mapping: Arc<domain::Mapping>,
     /// Where posted activities are queued; `None`: the API is read-only.
     pub ingest: Option<Arc<ingest::Ingest>>,
